@@ -1,0 +1,43 @@
+# The two set-up commands: `make demo` and `make test`. Each installs what it needs first.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  := .yuqing/models/baseline/model.json
+
+.PHONY: demo test install model lint services clean
+
+demo: install model
+	$(BIN)/yuqing demo
+
+test: install model lint services
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build on these machines.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[embedded,dev]'
+	touch $(STAMP)
+
+model: $(MODEL)
+
+$(MODEL): $(STAMP)
+	$(BIN)/yuqing model train-baseline > /dev/null
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Services the integration tests use: the machine's Redis and Debian's clickhouse-server.
+# The Kafka-protocol broker (tansu) is started by the test fixtures themselves.
+services:
+	bash tests/services/redis.sh
+	bash tests/services/clickhouse.sh
+
+clean:
+	rm -rf $(VENV) .yuqing .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,189 @@
+"""``yuqing <verb>``: a thin command line over the pipeline. Heavy imports happen inside each verb."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.errors import YuqingError
+from pipeline.settings import get_settings
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in rows[0] if rows else ["(no data)"]:
+        table.add_column(column, justify="left" if column in ("subject", "minute") else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console().print(table)
+
+
+@click.group()
+def main() -> None:
+    """yuqing: real-time public-opinion monitoring."""
+
+
+@main.command()
+@click.argument("path", required=False)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Input format (default: by suffix).")
+@click.option("--http", "http_address", metavar="HOST:PORT", help="Serve POST /posts instead of reading a file.")
+def ingest(path: str | None, fmt: str | None, http_address: str | None) -> None:
+    """Validate posts from PATH (JSON Lines or CSV, - for stdin) and produce them to Kafka."""
+    from pipeline.ingest.producer import Ingestor
+    from pipeline.ingest.sources import read_records
+    from pipeline.kafka import ensure_topics
+
+    settings = get_settings()
+    ensure_topics(settings)
+    ingestor = Ingestor(settings)
+    if http_address:
+        from pipeline.ingest.http import serve
+
+        host, _, port = http_address.rpartition(":")
+        click.echo(f"yuqing ingest listening on http://{http_address}/posts", err=True)
+        serve(ingestor, host or "127.0.0.1", int(port))
+        return
+    if not path:
+        raise click.UsageError("give a PATH (or -) or --http HOST:PORT")
+    for record in read_records(path, fmt):
+        ingestor.submit(record)
+    stats = ingestor.flush()
+    ingestor.close()
+    click.echo(json.dumps(stats.as_dict(), ensure_ascii=False))
+
+
+@main.group()
+def feed() -> None:
+    """Generated feeds."""
+
+
+@feed.command()
+@click.option("--rate", type=float, default=50.0, show_default=True, help="Posts per second.")
+@click.option("--scenario", default="crisis", show_default=True, help="baseline, crisis or bot-flood.")
+@click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synthetic(rate: float, scenario: str, duration: float | None, seed: int) -> None:
+    """Produce realistic posts drawn from the shipped corpora, in real time."""
+    from pipeline.ingest.producer import Ingestor
+    from pipeline.ingest.synthetic import SyntheticFeed
+    from pipeline.kafka import ensure_topics
+
+    settings = get_settings()
+    ensure_topics(settings)
+    ingestor = Ingestor(settings)
+    try:
+        for post in SyntheticFeed(scenario, rate, seed=seed).paced(duration):
+            ingestor.submit(post.model_dump(mode="json"))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo(json.dumps(ingestor.flush().as_dict()))
+        ingestor.close()
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(loglevel: str) -> None:
+    """Run one faust worker process (score and aggregate agents)."""
+    from workers.app import run_worker
+
+    run_worker(get_settings(), loglevel)
+
+
+@main.group()
+def model() -> None:
+    """Build, train and evaluate models."""
+
+
+@model.command("train-baseline")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: model path).")
+def train_baseline_command(out: Path | None) -> None:
+    """Train the TF-IDF + logistic-regression baseline on the shipped corpora."""
+    from workers.model.baseline import train_baseline
+
+    metrics = train_baseline(out or get_settings().model_path)
+    click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
+
+
+@main.command()
+@click.option("--window", default="5m", show_default=True, help="Rolling window, 1m..24h (live, from Redis).")
+@click.option("--subject", default=None, help="Only this subject.")
+@click.option("--history", is_flag=True, help="Minute series from ClickHouse instead of live windows.")
+@click.option("--since", default="1h", show_default=True, help="History start: ISO time or a span back (90m, 2h).")
+@click.option("--until", default=None, help="History end (ISO time; default now).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def query(window: str, subject: str | None, history: bool, since: str, until: str | None, as_json: bool) -> None:
+    """Rolling aggregates (Redis) or minute history (ClickHouse)."""
+    from pipeline.query import history_rows, parse_window, window_rows
+
+    settings = get_settings()
+    if history:
+        from pipeline.sinks.clickhouse import ClickHouseHistory
+
+        start = _parse_time(since)
+        end = _parse_time(until) if until else None
+        with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as store:
+            rows = history_rows(store.minute_series(start, end, subject))
+        _print_rows(rows, as_json, f"minute history since {start.isoformat()}")
+        return
+    from pipeline.sinks.redis_live import RedisLive
+
+    live = RedisLive(settings)
+    _print_rows(window_rows(live, parse_window(window), subject), as_json, f"last {window}")
+
+
+def _parse_time(text: str) -> datetime:
+    """An ISO time (UTC if naive), or a span back from now such as 90m or 2h."""
+    from pipeline.query import QueryError, parse_window
+
+    try:
+        return datetime.now(UTC) - timedelta(minutes=parse_window(text))
+    except QueryError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is neither an ISO time nor a span like 2h") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@main.command()
+@click.option("--duration", type=float, default=None, help="Stop after N seconds (default: until Ctrl-C).")
+@click.option("--rate", type=float, default=40.0, show_default=True, help="Synthetic posts per second.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary instead of the live view.")
+def demo(duration: float | None, rate: float, as_json: bool) -> None:
+    """Everything local: broker, Redis, ClickHouse engine, model, workers, a crisis feed."""
+    from pipeline.demo import run_demo
+
+    summary = run_demo(get_settings(), duration, rate, live_view=not as_json)
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=None if as_json else 2))
+
+
+@main.command("schemas")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
+def export_schemas(out: Path) -> None:
+    """Write the JSON Schema of every versioned record."""
+    from schemas.export import write_json_schemas
+
+    for path in write_json_schemas(out):
+        click.echo(path)
+
+
+def run() -> None:
+    """Entry point: yuqing's own errors print one clear line and exit 1, without a traceback."""
+    try:
+        main(standalone_mode=True)
+    except YuqingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)

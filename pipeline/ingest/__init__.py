@@ -1,0 +1,1 @@
+"""Getting posts into Kafka: validation, file/HTTP/synthetic sources and the producer."""

@@ -1,0 +1,80 @@
+"""Kafka plumbing shared by ingestion, the demo and the tests: topics and producers."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.errors import YuqingError
+from pipeline.settings import Settings
+
+
+class BrokerError(YuqingError):
+    """The Kafka broker could not be reached or refused an operation."""
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.topic_raw, settings.topic_scored, settings.topic_dlq, settings.topic_alerts]
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Create yuqing's topics if they do not exist yet (safe to call from several processes)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.broker, client_id="yuqing-admin")
+            break
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc
+            time.sleep(0.2)
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
+            for name in topic_names(settings)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race
+    finally:
+        admin.close()
+
+
+def make_producer(settings: Settings) -> KafkaProducer:
+    """A producer that waits for every in-sync replica: an accepted post is a durable post."""
+    try:
+        return KafkaProducer(
+            bootstrap_servers=settings.broker,
+            client_id="yuqing-ingest",
+            acks="all",
+            linger_ms=20,
+            batch_size=256 * 1024,
+            retries=10,
+            max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc
+
+
+def distinct_keys(settings: Settings, topic: str) -> set[bytes]:
+    """Every distinct message key in ``topic`` now, read without joining a consumer group."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        keys: set[bytes] = set()
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                keys.update(r.key for r in records if r.key is not None)
+        return keys
+    finally:
+        consumer.close()

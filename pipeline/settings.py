@@ -1,0 +1,64 @@
+"""The one typed settings object: every ``YUQING_*`` environment variable is declared here, once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every yuqing process, read from ``YUQING_<FIELD>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="YUQING_", frozen=True, extra="ignore")
+
+    # Kafka
+    broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    topic_raw: str = Field("posts.raw", description="Topic of validated incoming posts.")
+    topic_scored: str = Field("posts.scored", description="Topic of scored posts.")
+    topic_dlq: str = Field("posts.dlq", description="Dead-letter topic: rejected records with their reason.")
+    topic_alerts: str = Field("alerts", description="Topic of alerts.")
+    partitions: int = Field(4, ge=1, description="Partitions per topic when yuqing creates its topics.")
+    worker_group: str = Field("yuqing", description="faust application id, hence the consumer group.")
+
+    # Redis (live store)
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password).")
+    redis_prefix: str = Field("yq", description="Prefix of every Redis key, so several deployments share a Redis.")
+    live_retention_s: int = Field(25 * 3600, ge=3600, description="How long live minute buckets live in Redis.")
+    dedup_marker_ttl_s: int = Field(
+        25 * 3600, ge=60, description="How long Redis remembers a counted post id, so a replay is not recounted."
+    )
+
+    # ClickHouse (history store)
+    clickhouse_url: SecretStr = Field(
+        SecretStr("chdb://.yuqing/chdb"),
+        description="clickhouse://user:pass@host:9000/db for a server, or chdb://PATH for the in-process engine.",
+    )
+
+    # Workers
+    batch_max_items: int = Field(256, ge=1, description="Most posts in one micro-batch.")
+    batch_max_wait_s: float = Field(0.5, gt=0, description="Longest wait to fill a micro-batch, in seconds.")
+    batch_max_tokens: int = Field(32_768, ge=64, description="Most model tokens (estimated) in one model call.")
+    text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
+    model_path: Path = Field(Path(".yuqing/models/baseline"), description="Folder of the sentiment model to serve.")
+    scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
+
+    # Fault injection for the crash tests: exit hard after this many sink flushes, before the commit.
+    test_crash_after_flushes: int = Field(0, ge=0, description="Test only: crash after N flushes (0 = never).")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these same settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        env[f"YUQING_{name.upper()}"] = str(plain)
+    return env
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

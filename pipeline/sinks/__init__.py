@@ -1,0 +1,1 @@
+"""Where scored posts land: Redis for live windows, ClickHouse for history."""

@@ -1,0 +1,60 @@
+"""The interface every sink implements, and the pure bucketing they share."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple, Protocol
+
+from pipeline.errors import YuqingError
+from schemas.records import ScoredPost, Sentiment
+
+
+class SinkError(YuqingError):
+    """A sink could not write; its buffered rows are kept so the flush can be retried."""
+
+
+class Sink(Protocol):
+    """Buffers scored posts with ``add`` and writes them with ``flush``.
+
+    ``flush`` must be idempotent per post id: flushing a post that an earlier flush already
+    wrote (a replay after a crash) must not change any count. On failure it raises
+    ``SinkError`` and keeps its buffer. Both calls are blocking; workers run them in a thread.
+    """
+
+    name: str
+
+    def add(self, posts: Sequence[ScoredPost]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class BucketKey(NamedTuple):
+    minute: datetime
+    subject: str
+    platform: str
+    sentiment: Sentiment
+
+
+def minute_of(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def bucket_keys(post: ScoredPost) -> list[BucketKey]:
+    """The minute buckets one scored post counts in: one per subject."""
+    minute = minute_of(post.post.event_time)
+    return [BucketKey(minute, subject, post.post.platform, post.sentiment) for subject in post.subjects]
+
+
+def count_buckets(posts: Iterable[ScoredPost]) -> Counter[BucketKey]:
+    """Posts per bucket, each post id counted once however often it appears."""
+    seen: set[str] = set()
+    counts: Counter[BucketKey] = Counter()
+    for post in posts:
+        if post.post.id not in seen:
+            seen.add(post.post.id)
+            counts.update(bucket_keys(post))
+    return counts

@@ -1,0 +1,52 @@
+"""The Redis key layout (documented in schemas/redis.md); the only place key names are spelt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+FIELD_SEP = "\t"
+ALL_SUBJECTS = "*"  # pseudo-subject under which every post counts exactly once
+
+
+def minute_stamp(minute: datetime) -> str:
+    return minute.strftime("%Y%m%d%H%M")
+
+
+def bucket_field(subject: str, platform: str, sentiment: str) -> str:
+    return FIELD_SEP.join((subject, platform, sentiment))
+
+
+def split_field(field: str) -> tuple[str, str, str]:
+    subject, platform, sentiment = field.split(FIELD_SEP)
+    return subject, platform, sentiment
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    prefix: str
+
+    def seen(self, post_id: str) -> str:
+        return f"{self.prefix}:seen:{post_id}"
+
+    def minute(self, minute: datetime) -> str:
+        return f"{self.prefix}:min:{minute_stamp(minute)}"
+
+    def top(self, minute: datetime) -> str:
+        return f"{self.prefix}:top:{minute_stamp(minute)}"
+
+    @property
+    def live_channel(self) -> str:
+        return f"{self.prefix}:live"
+
+    @property
+    def seen_prefix(self) -> str:
+        return f"{self.prefix}:seen:"
+
+    @property
+    def minute_prefix(self) -> str:
+        return f"{self.prefix}:min:"
+
+    @property
+    def top_prefix(self) -> str:
+        return f"{self.prefix}:top:"

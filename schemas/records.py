@@ -1,0 +1,116 @@
+"""Typed, frozen, versioned records at yuqing's boundaries.
+
+Each class matches a JSON Schema in ``schemas/json/`` (regenerate with ``yuqing schemas export``;
+a unit test keeps the two in step). A breaking change bumps ``schema_version`` and the file name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt
+
+Sentiment = Literal["negative", "neutral", "positive", "unknown"]
+SENTIMENTS: tuple[Sentiment, ...] = ("negative", "neutral", "positive", "unknown")
+
+
+def _as_utc(value: datetime) -> datetime:
+    """Naive times are taken as UTC; aware ones are converted to UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Engagement(Record):
+    likes: NonNegativeInt = 0
+    reposts: NonNegativeInt = 0
+    comments: NonNegativeInt = 0
+
+
+class Post(Record):
+    """A social post as it enters yuqing (v1)."""
+
+    schema_version: Literal[1] = 1
+    id: Identifier = Field(description="Globally unique post id; the Kafka key and the idempotency key.")
+    platform: Identifier = Field(description="Where it was posted, e.g. weibo, wechat, douyin, x.")
+    author_id: Identifier
+    text: str = Field(min_length=1, description="The post's text, whitespace-trimmed and never empty.")
+    text_truncated: bool = Field(False, description="True when ingestion cut the text to the size limit.")
+    event_time: UtcDatetime = Field(description="When it was posted (UTC).")
+    lang: str | None = Field(None, max_length=16, description="Language code if the feed knows it.")
+    url: str | None = Field(None, max_length=2048)
+    parent_id: Identifier | None = Field(None, description="The post this one replies to or reposts.")
+    parent_kind: Literal["reply", "repost"] | None = None
+    engagement: Engagement = Engagement()
+    hashtags: tuple[str, ...] = Field((), description="Topic tags without their # marks.")
+
+
+class SentimentProbabilities(Record):
+    negative: float = Field(ge=0, le=1)
+    neutral: float = Field(ge=0, le=1)
+    positive: float = Field(ge=0, le=1)
+
+
+class ScoredPost(Record):
+    """A post with what the model said about it (v1)."""
+
+    schema_version: Literal[1] = 1
+    post: Post
+    sentiment: Sentiment
+    probabilities: SentimentProbabilities
+    subjects: tuple[str, ...] = Field(min_length=1, description="Subjects the post counts under.")
+    model_id: str
+    model_version: str
+    scored_at: UtcDatetime
+    processing_ms: float = Field(ge=0, description="Time from leaving posts.raw to scored, per batch.")
+
+
+class Aggregate(Record):
+    """The count of posts in one minute for one (subject, platform, sentiment) (v1)."""
+
+    schema_version: Literal[1] = 1
+    minute: UtcDatetime
+    subject: str
+    platform: str
+    sentiment: Sentiment
+    count: NonNegativeInt
+
+
+class Alert(Record):
+    """A detector's finding about one subject, with its evidence (v1)."""
+
+    schema_version: Literal[1] = 1
+    id: Identifier
+    subject: str
+    kind: Literal["negative_surge", "volume_burst", "sentiment_flip"]
+    state: Literal["opened", "updated", "resolved"]
+    severity: Literal["info", "warning", "critical"]
+    started_at: UtcDatetime
+    updated_at: UtcDatetime
+    evidence: dict[str, object] = Field(default_factory=dict)
+
+
+class Rejection(Record):
+    """A record ingestion or a worker refused, as written to the dead-letter topic (v1)."""
+
+    schema_version: Literal[1] = 1
+    reason: str
+    stage: Literal["ingest", "score", "aggregate"]
+    raw: str = Field(description="The record as received, decoded with replacement characters if need be.")
+    rejected_at: UtcDatetime
+
+
+RECORDS: dict[str, type[Record]] = {
+    "post.v1": Post,
+    "scored_post.v1": ScoredPost,
+    "aggregate.v1": Aggregate,
+    "alert.v1": Alert,
+    "rejection.v1": Rejection,
+}

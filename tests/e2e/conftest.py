@@ -1,0 +1,62 @@
+"""End-to-end fixtures: the integration services, plus worker processes and a trained model."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from pipeline.demo import start_worker, stop_worker
+from pipeline.settings import Settings, get_settings
+from tests.conftest import require_service
+from tests.integration.conftest_clickhouse import chdb_folder, clickhouse_server_url  # noqa: F401
+from tests.integration.services import broker, redis_url, test_id  # noqa: F401
+from tests.integration.services import settings as base_settings  # noqa: F401
+
+WorkerFactory = Callable[[Settings], subprocess.Popen[bytes]]
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    path = get_settings().model_path
+    require_service((path / "model.json").exists(), f"no model at {path}: run `yuqing model train-baseline`")
+    return path.resolve()
+
+
+@pytest.fixture
+def e2e_settings(base_settings: Settings, clickhouse_server_url: str, model_path: Path) -> Settings:  # noqa: F811
+    """Test settings on the ClickHouse server: the test reads it while worker processes write it."""
+    base = urlsplit(clickhouse_server_url)
+    database = f"yq_e2e_{uuid.uuid4().hex[:10]}"
+    url = urlunsplit((base.scheme, base.netloc, f"/{database}", base.query, ""))
+    return base_settings.model_copy(
+        update={"clickhouse_url": type(base_settings.clickhouse_url)(url), "model_path": model_path}
+    )
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[WorkerFactory]:
+    """Start worker processes; every one still running at the end is stopped."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(settings: Settings) -> subprocess.Popen[bytes]:
+        process = start_worker(settings, tmp_path / f"worker-{len(started)}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop_worker(process, timeout_s=15)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(0.25)

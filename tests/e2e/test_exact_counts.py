@@ -1,0 +1,97 @@
+"""Posts go in through Kafka and come out exactly once in Redis and ClickHouse, even across crashes."""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.ingest.producer import Ingestor
+from pipeline.ingest.synthetic import SyntheticFeed
+from pipeline.kafka import distinct_keys, ensure_topics
+from pipeline.settings import Settings
+from pipeline.sinks.clickhouse import ClickHouseHistory
+from pipeline.sinks.redis_live import RedisLive
+from schemas.records import Post
+from tests.e2e.conftest import WorkerFactory, wait_until
+from workers.app import CRASH_EXIT_CODE
+from workers.scoring import load_scorer
+from workers.stages import subjects_of
+
+pytestmark = pytest.mark.e2e
+N = 600
+
+
+def produce(settings: Settings, n: int = N) -> list[Post]:
+    """n synthetic posts, event times spread over the last few minutes, produced to posts.raw."""
+    ensure_topics(settings)
+    feed = SyntheticFeed("crisis", rate=n / 240, seed=7, start=datetime.now(UTC) - timedelta(minutes=4))
+    posts = feed.take(n)
+    ingestor = Ingestor(settings)
+    for post in posts:
+        ingestor.submit(post.model_dump(mode="json"))
+    assert ingestor.flush().accepted == n
+    ingestor.close()
+    return posts
+
+
+def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:
+    """What the scorer says, computed here independently of the workers."""
+    predictions = load_scorer(settings.model_path).predict([p.text for p in posts])
+    expected: Counter[tuple[str, str]] = Counter()
+    for post, prediction in zip(posts, predictions, strict=True):
+        for subject in subjects_of(post):
+            expected[(subject, prediction.label)] += 1
+    return expected
+
+
+def assert_exact(settings: Settings, posts: list[Post]) -> None:
+    live = RedisLive(settings)
+    wait_until(lambda: live.total(30) >= len(posts), 180, f"{len(posts)} posts counted in Redis")
+    expected = expected_counts(settings, posts)
+    redis_counts: Counter[tuple[str, str]] = Counter()
+    for (subject, _platform, sentiment), count in live.window_counts(30).items():
+        if subject != "*":
+            redis_counts[(subject, sentiment)] += count
+    assert live.total(30) == len(posts)
+    assert redis_counts == expected
+    history = ClickHouseHistory(settings.clickhouse_url.get_secret_value())
+    try:
+        wait_until(lambda: history.total_posts() >= len(posts), 30, "posts in ClickHouse")
+        assert history.total_posts() == len(posts)
+        assert Counter(history.subject_sentiment_counts()) == expected
+    finally:
+        history.close()
+    assert len(distinct_keys(settings, settings.topic_scored)) == len(posts)
+
+
+def test_every_post_counted_exactly_once(e2e_settings: Settings, workers: WorkerFactory) -> None:
+    posts = produce(e2e_settings)
+    workers(e2e_settings)
+    assert_exact(e2e_settings, posts)
+
+
+def test_crash_between_flush_and_commit_loses_and_doubles_nothing(
+    e2e_settings: Settings, workers: WorkerFactory
+) -> None:
+    posts = produce(e2e_settings)
+    crashing = e2e_settings.model_copy(update={"test_crash_after_flushes": 2, "batch_max_items": 64})
+    first = workers(crashing)
+    assert first.wait(180) == CRASH_EXIT_CODE  # it flushed twice, then died before committing
+    assert 0 < RedisLive(e2e_settings).total(30) < N
+    workers(e2e_settings)
+    assert_exact(e2e_settings, posts)
+
+
+def test_worker_killed_mid_stream_then_restarted(e2e_settings: Settings, workers: WorkerFactory) -> None:
+    posts = produce(e2e_settings)
+    slow = e2e_settings.model_copy(update={"batch_max_items": 32})
+    first = workers(slow)
+    live = RedisLive(e2e_settings)
+    wait_until(lambda: live.total(30) > 0, 120, "the first flush")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    workers(e2e_settings)
+    assert_exact(e2e_settings, posts)

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from pipeline.settings import Settings
+from pipeline.sinks.base import SinkError
+from pipeline.sinks.redis_live import RedisLive, RedisSink
+from schemas.records import Post, ScoredPost, Sentiment, SentimentProbabilities
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def scored(n: int, sentiment: Sentiment, subjects: tuple[str, ...], minutes_ago: int = 0) -> ScoredPost:
+    post = Post(id=f"p{n}", platform="weibo" if n % 2 else "douyin", author_id="u", text="t",
+                event_time=NOW - timedelta(minutes=minutes_ago))
+    probs = SentimentProbabilities(negative=0.8, neutral=0.1, positive=0.1)
+    return ScoredPost(post=post, sentiment=sentiment, probabilities=probs, subjects=subjects,
+                      model_id="m", model_version="1", scored_at=NOW, processing_ms=1)
+
+
+def test_counts_windows_top_subjects_and_replays(settings: Settings) -> None:
+    posts = [scored(i, "negative", ("华为", "手机")) for i in range(6)]
+    posts += [scored(100 + i, "positive", ("苹果",), minutes_ago=30) for i in range(4)]
+    sink, live = RedisSink(settings), RedisLive(settings)
+    pubsub = redis.Redis.from_url(settings.redis_url.get_secret_value()).pubsub()
+    pubsub.subscribe(f"{settings.redis_prefix}:live")
+    sink.add(posts)
+    sink.flush()
+    assert sink.counted_last_flush == 10
+
+    assert live.total(5) == 6
+    assert live.total(60) == 10
+    counts = live.window_counts(60)
+    assert sum(v for (s, _, sent), v in counts.items() if (s, sent) == ("华为", "negative")) == 6
+    assert sum(v for (s, _, sent), v in counts.items() if (s, sent) == ("苹果", "positive")) == 4
+    assert live.top_subjects(60, 2) == [("手机", 6), ("华为", 6)] or live.top_subjects(60, 2)[0][1] == 6
+
+    sink.add(posts[:5])  # a replayed batch: nothing may change
+    sink.flush()
+    assert sink.counted_last_flush == 0
+    assert live.total(60) == 10
+
+    messages = [m for m in iter(lambda: pubsub.get_message(timeout=1), None) if m["type"] == "message"]
+    assert json.loads(messages[0]["data"])["counted"] == 10
+
+
+def test_failed_flush_keeps_its_buffer(settings: Settings) -> None:
+    down = settings.model_copy(update={"redis_url": type(settings.redis_url)("redis://127.0.0.1:1/0")})
+    sink = RedisSink(down)
+    sink.add([scored(1, "neutral", ("x",))])
+    with pytest.raises(SinkError):
+        sink.flush()
+    good = RedisSink(settings)
+    good.add([scored(1, "neutral", ("x",))])
+    good.flush()
+    assert RedisLive(settings).total(5) == 1

@@ -1,0 +1,153 @@
+"""The faust application: a score agent and an aggregate agent between three Kafka topics.
+
+posts.raw ─ score agent ─► posts.scored ─ aggregate agent ─► sinks (Redis, ClickHouse)
+Both agents take micro-batches with ``stream.take``; faust acks a batch's events only when the
+agent asks for the next batch, so offsets are committed only after the batch's output was
+delivered (score) or every sink flushed (aggregate). Replays are harmless: sinks count post ids once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from pipeline.settings import Settings
+from pipeline.sinks.base import Sink, SinkError
+from pipeline.sinks.factory import build_sinks
+from schemas.records import Post, Rejection, ScoredPost
+from workers.runtime import ScoringRuntime
+from workers.scoring import load_scorer
+from workers.stages import build_scored, decode_posts, decode_scored
+
+log = logging.getLogger(__name__)
+CRASH_EXIT_CODE = 70
+
+
+def _values(events: Sequence[Any]) -> list[bytes]:
+    return [value if isinstance(value, bytes) else str(value).encode() for value in events]
+
+
+async def _deliver(topic: faust.TopicT, records: list[tuple[str | None, str]]) -> None:
+    """Send and wait for the broker's acknowledgement of every record."""
+    futures = [await topic.send(key=key.encode() if key else None, value=value.encode()) for key, value in records]
+    await asyncio.gather(*futures)
+
+
+def _fatal(reason: str) -> None:
+    """Stop at once without acking: the batch is redelivered to whoever takes the partition."""
+    log.critical("%s; exiting without committing so the batch is replayed", reason)
+    logging.shutdown()
+    os._exit(CRASH_EXIT_CODE)
+
+
+class Pipeline:
+    """Owns the app, the model runtime and the sinks of one worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = faust.App(
+            settings.worker_group,
+            broker=f"kafka://{settings.broker}",
+            store="memory://",
+            web_enabled=False,
+            topic_partitions=settings.partitions,
+            broker_session_timeout=10.0,
+            broker_heartbeat_interval=1.0,
+            broker_commit_interval=1.0,
+            consumer_auto_offset_reset="earliest",
+        )
+        self.raw = self.app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
+        self.scored = self.app.topic(settings.topic_scored, key_type=bytes, value_type=bytes, value_serializer="raw")
+        self.dlq = self.app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, value_serializer="raw")
+        self._runtime: ScoringRuntime | None = None
+        self._sinks: list[Sink] | None = None
+        self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
+        self.flushes = 0
+        self.app.agent(self.raw, name="score")(self.score_agent)
+        self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
+
+    @property
+    def runtime(self) -> ScoringRuntime:
+        if self._runtime is None:  # loaded lazily: only the process that runs the agent pays for it
+            s = self.settings
+            scorer = load_scorer(s.model_path)
+            self._runtime = ScoringRuntime(scorer, s.batch_max_items, s.batch_max_tokens, s.scorer_threads)
+        return self._runtime
+
+    @property
+    def sinks(self) -> list[Sink]:
+        if self._sinks is None:
+            self._sinks = build_sinks(self.settings)
+        return self._sinks
+
+    async def _reject(self, rejections: list[Rejection]) -> None:
+        if rejections:
+            await _deliver(self.dlq, [(None, r.model_dump_json()) for r in rejections])
+
+    async def score_agent(self, stream: faust.StreamT[bytes]) -> None:
+        s = self.settings
+        async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
+            started = time.perf_counter()
+            posts, rejections = decode_posts(_values(events), s.text_max_chars)
+            results = await self.runtime.predict([p.text for p in posts])
+            scored_at = datetime.now(UTC)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            scorer = self.runtime.scorer
+            out: list[tuple[str | None, str]] = []
+            for post, result in zip(posts, results, strict=True):
+                if isinstance(result, str):
+                    rejections.append(_rejection(post, result))
+                    continue
+                scored = build_scored(post, result, scorer.model_id, scorer.model_version, scored_at, elapsed_ms)
+                out.append((post.id, scored.model_dump_json()))
+            await _deliver(self.scored, out)
+            await self._reject(rejections)
+
+    async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
+        s = self.settings
+        async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
+            scored, rejections = decode_scored(_values(events))
+            try:
+                for sink in self.sinks:
+                    sink.add(scored)
+                await self._flush_all()
+            except Exception as exc:  # anything but a sink outage is a bug: never ack what was not stored
+                _fatal(f"aggregate batch failed: {exc!r}")
+            await self._reject(rejections)
+            self.flushes += 1
+            if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
+                _fatal(f"test crash after {self.flushes} flushes")
+
+    async def _flush_all(self) -> None:
+        """Flush every sink, retrying a failing one with backoff until its store is back."""
+        loop = asyncio.get_running_loop()
+        for sink in self.sinks:
+            delay = 0.2
+            while True:
+                try:
+                    await loop.run_in_executor(self._sink_executor, sink.flush)
+                    break
+                except SinkError as exc:
+                    log.warning("%s sink unavailable, retrying in %.1fs: %s", sink.name, delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+
+
+def _rejection(post: Post, reason: str) -> Rejection:
+    return Rejection(reason=reason, stage="score", raw=post.model_dump_json(), rejected_at=datetime.now(UTC))
+
+
+def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+    """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
+    pipeline = Pipeline(settings)
+    pipeline.runtime  # load the model before joining the group, so the first batch is not slow
+    worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

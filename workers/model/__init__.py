@@ -1,0 +1,1 @@
+"""Sentiment model training and evaluation: labelled corpora and the TF-IDF baseline."""

@@ -1,0 +1,75 @@
+"""Runs a scorer off the event loop, in calls bounded by items and tokens, and keeps batch statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from workers.batching import plan_model_calls
+from workers.scoring import Prediction, Scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchStats:
+    batches: int = 0
+    posts: int = 0
+    model_calls: int = 0
+    largest_batch: int = 0
+    model_seconds: float = 0.0
+    call_sizes: list[int] = field(default_factory=list)
+
+    def record(self, batch: int, calls: list[int], seconds: float) -> None:
+        self.batches += 1
+        self.posts += batch
+        self.model_calls += len(calls)
+        self.largest_batch = max(self.largest_batch, batch)
+        self.model_seconds += seconds
+        self.call_sizes = (self.call_sizes + calls)[-1000:]
+
+
+class ScoringRuntime:
+    """Holds the model and the thread(s) it runs in, so the faust event loop never waits on it."""
+
+    def __init__(self, scorer: Scorer, max_items: int, max_tokens: int, threads: int = 1) -> None:
+        self.scorer = scorer
+        self._max_items = max_items
+        self._max_tokens = max_tokens
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="yuqing-model")
+        self.stats = BatchStats()
+
+    async def predict(self, texts: Sequence[str]) -> list[Prediction | str]:
+        """One result per text: a prediction, or the reason the model could not score it."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._predict_blocking, list(texts))
+
+    def _predict_blocking(self, texts: list[str]) -> list[Prediction | str]:
+        started = time.perf_counter()
+        results: list[Prediction | str] = ["not scored"] * len(texts)
+        calls = plan_model_calls(texts, self._max_items, self._max_tokens, len)
+        for call in calls:
+            for index, result in zip(call, self._predict_call([texts[i] for i in call]), strict=True):
+                results[index] = result
+        self.stats.record(len(texts), [len(c) for c in calls], time.perf_counter() - started)
+        return results
+
+    def _predict_call(self, texts: list[str]) -> list[Prediction | str]:
+        try:
+            return list(self.scorer.predict(texts))
+        except Exception:  # one bad text must not sink its neighbours: retry them one by one
+            log.exception("model call of %d texts failed; retrying one by one", len(texts))
+        singles: list[Prediction | str] = []
+        for text in texts:
+            try:
+                singles.append(self.scorer.predict([text])[0])
+            except Exception as exc:
+                singles.append(f"model failed: {type(exc).__name__}: {exc}")
+        return singles
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
