@@ -170,6 +170,21 @@ def demo(duration: float | None, rate: float, as_json: bool) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks: JSON, each against a reference measured in the same run."""
+
+
+@bench.command("pipeline")
+@click.option("--posts", type=int, default=20_000, show_default=True, help="Posts to push through.")
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_pipeline(posts: int, as_json: bool) -> None:
+    """Ingest posts/s and end-to-end posts/s (one worker, embedded services)."""
+    from pipeline.bench.pipeline_bench import run as run_bench
+
+    click.echo(json.dumps(run_bench(posts, get_settings()), indent=None if as_json else 2))
+
+
 @main.command("schemas")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
 def export_schemas(out: Path) -> None:

@@ -33,7 +33,8 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING"]
     with log_path.open("ab") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own session, so Ctrl-C reaches only the demo, which then drains and stops it in order.
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -53,8 +54,11 @@ class _Feed(threading.Thread):
         super().__init__(name="yuqing-demo-feed", daemon=True)
         from pipeline.ingest.synthetic import SyntheticFeed
 
-        crisis_at = (duration or 120.0) * 0.4
-        self._feed = SyntheticFeed("crisis", rate, seed=int(time.time()), start_s=crisis_at)
+        # The crisis fills the middle of the run so it is seen rising and easing within the demo.
+        span = duration or 180.0
+        self._feed = SyntheticFeed(
+            "crisis", rate, seed=int(time.time()), start_s=0.3 * span, duration_s=0.5 * span, multiplier=8.0
+        )
         self._ingestor = ingestor
         self._duration = duration
         self.stopping = threading.Event()

@@ -32,15 +32,18 @@ def _render(live: RedisLive, ingestor: Ingestor, elapsed: float) -> Group:
         share = row["negative_share"]
         style = "bold red" if share >= 0.6 and row["total"] >= 20 else ""
         table.add_row(
-            row["subject"], str(row["total"]), str(row["negative"]), str(row["neutral"]),
-            str(row["positive"]), f"{share:.0%}", style=style,
+            row["subject"],
+            str(row["total"]),
+            str(row["negative"]),
+            str(row["neutral"]),
+            str(row["positive"]),
+            f"{share:.0%}",
+            style=style,
         )
     return Group(header, table)
 
 
-def show_live(
-    live: RedisLive, ingestor: Ingestor, feed: threading.Thread, worker: subprocess.Popen[bytes]
-) -> None:
+def show_live(live: RedisLive, ingestor: Ingestor, feed: threading.Thread, worker: subprocess.Popen[bytes]) -> None:
     """Refresh once a second until the feed ends (or Ctrl-C, which the caller handles)."""
     started = time.monotonic()
     with Live(_render(live, ingestor, 0), refresh_per_second=2) as view:

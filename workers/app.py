@@ -22,7 +22,7 @@ import faust
 from pipeline.settings import Settings
 from pipeline.sinks.base import Sink, SinkError
 from pipeline.sinks.factory import build_sinks
-from schemas.records import Post, Rejection, ScoredPost
+from schemas.records import Post, Rejection
 from workers.runtime import ScoringRuntime
 from workers.scoring import load_scorer
 from workers.stages import build_scored, decode_posts, decode_scored
@@ -108,17 +108,26 @@ class Pipeline:
                     continue
                 scored = build_scored(post, result, scorer.model_id, scorer.model_version, scored_at, elapsed_ms)
                 out.append((post.id, scored.model_dump_json()))
+            predicted = time.perf_counter()
             await _deliver(self.scored, out)
             await self._reject(rejections)
+            log.debug(
+                "score batch %d: model %.0f ms, delivery %.0f ms",
+                len(events),
+                elapsed_ms,
+                (time.perf_counter() - predicted) * 1000,
+            )
 
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
+            started = time.perf_counter()
             scored, rejections = decode_scored(_values(events))
             try:
                 for sink in self.sinks:
                     sink.add(scored)
                 await self._flush_all()
+                log.debug("aggregate batch %d: flushed in %.0f ms", len(events), (time.perf_counter() - started) * 1000)
             except Exception as exc:  # anything but a sink outage is a bug: never ack what was not stored
                 _fatal(f"aggregate batch failed: {exc!r}")
             await self._reject(rejections)
@@ -148,6 +157,6 @@ def _rejection(post: Post, reason: str) -> Rejection:
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
     pipeline = Pipeline(settings)
-    pipeline.runtime  # load the model before joining the group, so the first batch is not slow
+    _ = pipeline.runtime  # load the model before joining the group, so the first batch is not slow
     worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -23,7 +23,12 @@ class IngestStats:
     send_failures: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "rejected": self.rejected, "reasons": dict(self.reasons), "unstored": self.unstored}
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "reasons": dict(self.reasons),
+            "unstored": self.unstored,
+        }
 
 
 def _reason_kind(reason: str) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.records import Post, Rejection
+from schemas.records import Post, Rejection, Stage
 
 
-def reject(raw: bytes | str, reason: str, stage: str = "ingest") -> Rejection:
+def reject(raw: bytes | str, reason: str, stage: Stage = "ingest") -> Rejection:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    return Rejection(reason=reason, stage=stage, raw=text[:10_000], rejected_at=datetime.now(UTC))  # type: ignore[arg-type]
+    return Rejection(reason=reason, stage=stage, raw=text[:10_000], rejected_at=datetime.now(UTC))
 
 
 def _describe(error: ValidationError) -> str:

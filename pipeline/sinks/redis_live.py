@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import redis
 
@@ -143,8 +144,8 @@ class RedisLive:
 
     def top_subjects(self, minutes: int, n: int = 10, now: datetime | None = None) -> list[tuple[str, int]]:
         keys = [self._keys.top(m) for m in self.window_minutes(minutes, now)]
-        rows = self._client.zunion(keys, withscores=True)[::-1][:n]
-        return [(subject, int(score)) for subject, score in rows]
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return [(subject, int(score)) for subject, score in rows[::-1][:n]]
 
     def close(self) -> None:
         self._client.close()

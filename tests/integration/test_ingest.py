@@ -17,8 +17,9 @@ GOOD = {"platform": "weibo", "author_id": "u1", "text": "质量很好", "event_t
 def _read_dlq(settings: Settings) -> list[dict[str, object]]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(settings.topic_dlq, bootstrap_servers=settings.broker,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        settings.topic_dlq, bootstrap_servers=settings.broker, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     try:
         return [json.loads(m.value) for m in consumer]
     finally:

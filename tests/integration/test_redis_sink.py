@@ -16,11 +16,24 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def scored(n: int, sentiment: Sentiment, subjects: tuple[str, ...], minutes_ago: int = 0) -> ScoredPost:
-    post = Post(id=f"p{n}", platform="weibo" if n % 2 else "douyin", author_id="u", text="t",
-                event_time=NOW - timedelta(minutes=minutes_ago))
+    post = Post(
+        id=f"p{n}",
+        platform="weibo" if n % 2 else "douyin",
+        author_id="u",
+        text="t",
+        event_time=NOW - timedelta(minutes=minutes_ago),
+    )
     probs = SentimentProbabilities(negative=0.8, neutral=0.1, positive=0.1)
-    return ScoredPost(post=post, sentiment=sentiment, probabilities=probs, subjects=subjects,
-                      model_id="m", model_version="1", scored_at=NOW, processing_ms=1)
+    return ScoredPost(
+        post=post,
+        sentiment=sentiment,
+        probabilities=probs,
+        subjects=subjects,
+        model_id="m",
+        model_version="1",
+        scored_at=NOW,
+        processing_ms=1,
+    )
 
 
 def test_counts_windows_top_subjects_and_replays(settings: Settings) -> None:

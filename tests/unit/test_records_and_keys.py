@@ -19,12 +19,22 @@ def test_committed_json_schemas_match_the_records(name: str) -> None:
 
 def _scored(post_id: str, hashtags: tuple[str, ...], second: int = 0) -> ScoredPost:
     post = Post(
-        id=post_id, platform="weibo", author_id="u", text="t",
-        event_time=datetime(2026, 11, 28, 12, 0, second, tzinfo=UTC), hashtags=hashtags,
+        id=post_id,
+        platform="weibo",
+        author_id="u",
+        text="t",
+        event_time=datetime(2026, 11, 28, 12, 0, second, tzinfo=UTC),
+        hashtags=hashtags,
     )
     return ScoredPost(
-        post=post, sentiment="negative", probabilities=SentimentProbabilities(negative=1, neutral=0, positive=0),
-        subjects=subjects_of(post), model_id="m", model_version="1", scored_at=post.event_time, processing_ms=1,
+        post=post,
+        sentiment="negative",
+        probabilities=SentimentProbabilities(negative=1, neutral=0, positive=0),
+        subjects=subjects_of(post),
+        model_id="m",
+        model_version="1",
+        scored_at=post.event_time,
+        processing_ms=1,
     )
 
 

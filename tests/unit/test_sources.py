@@ -13,7 +13,9 @@ def test_jsonl_skips_blank_lines() -> None:
 
 
 def test_csv_rows_drop_empty_cells_and_survive_bad_bytes() -> None:
-    stream = io.BytesIO("id,text,likes,url\np1,好评,3,\np2,bad \xff\n".encode("utf-8", "surrogateescape")[:-2] + b"\xff\n")
+    stream = io.BytesIO(
+        "id,text,likes,url\np1,好评,3,\np2,bad \xff\n".encode("utf-8", "surrogateescape")[:-2] + b"\xff\n"
+    )
     rows = list(read_csv(stream))
     assert rows[0] == {"id": "p1", "text": "好评", "likes": "3"}
     assert "\ufffd" in rows[1]["text"]

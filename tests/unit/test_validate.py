@@ -9,7 +9,13 @@ from hypothesis import strategies as st
 from pipeline.ingest.validate import RecentIds, parse_post
 from schemas.records import Post, Rejection
 
-GOOD = {"id": "p1", "platform": "weibo", "author_id": "u1", "text": " 服务太差了 ", "event_time": "2026-11-28T12:00:05+08:00"}
+GOOD = {
+    "id": "p1",
+    "platform": "weibo",
+    "author_id": "u1",
+    "text": " 服务太差了 ",
+    "event_time": "2026-11-28T12:00:05+08:00",
+}
 
 
 def test_valid_post_is_normalised() -> None:

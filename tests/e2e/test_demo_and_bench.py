@@ -1,0 +1,45 @@
+"""The demo and the pipeline benchmark, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.bench.pipeline_bench import run as run_pipeline_bench
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+def _without_yuqing(env: os._Environ[str]) -> dict[str, str]:
+    return {key: value for key, value in env.items() if not key.startswith("YUQING_")}
+
+
+def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo", "--duration", "20", "--rate", "30", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**_without_yuqing(os.environ), "YUQING_MODEL_PATH": str(model_path), "YUQING_REDIS_URL": redis_url},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["ingested"] > 300
+    assert summary["scored"] == summary["ingested"]
+    assert summary["redis_total"] == summary["clickhouse_total"] == summary["scored"]
+    assert summary["worker_exit_code"] == 0
+
+
+def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:
+    report = run_pipeline_bench(400, Settings(model_path=model_path, redis_url=redis_url))
+    for part in ("ingest", "end_to_end"):
+        assert report[part]["posts"] == 400
+        assert report[part]["posts_per_s"] > 0
+        assert report[part]["ratio"] > 0
