@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[embedded,dev]'
+	$(BIN)/python -m pip install -q -e '.[embedded,model,dev]'
 	touch $(STAMP)
 
 model: $(MODEL)

