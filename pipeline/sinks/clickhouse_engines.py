@@ -16,7 +16,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pipeline.sinks.base import SinkError
 
@@ -93,6 +93,15 @@ def to_driver_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+_DRIVER_TIMEOUTS = {"connect_timeout": "5", "send_receive_timeout": "60", "sync_request_timeout": "5"}
+
+
+def _with_default_options(url: str, defaults: Mapping[str, str]) -> str:
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    return urlunsplit(parts._replace(query=urlencode({**defaults, **options})))
+
+
 class DriverEngine:
     """A ClickHouse server over the native protocol (clickhouse-driver)."""
 
@@ -100,7 +109,9 @@ class DriverEngine:
         from clickhouse_driver import Client  # imported here so chDB-only installs never need it
 
         self.database = database
-        self._client = Client.from_url(url)
+        # clickhouse-driver waits 300 s on a silent socket by default; a vanished server must
+        # instead fail the flush soon, so the worker's retry loop reconnects. URL options win.
+        self._client = Client.from_url(_with_default_options(url, _DRIVER_TIMEOUTS))
         # A Client is one connection and not thread-safe; API handlers may share this engine.
         self._lock = threading.Lock()
 
