@@ -180,6 +180,17 @@ def demo(duration: float | None, rate: float, as_json: bool) -> None:
     click.echo(json.dumps(summary, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@main.command()
+def health() -> None:
+    """Check the broker, Redis, ClickHouse and the model; exit 1 when anything is unhealthy."""
+    from pipeline.health import check_health
+
+    healthy, report = check_health(get_settings())
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    if not healthy:
+        sys.exit(1)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: JSON, each against a reference measured in the same run."""
