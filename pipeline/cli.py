@@ -26,7 +26,7 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
         table.add_column(column, justify="left" if column in ("subject", "minute") else "right")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)  # piped output is not cut at 80
 
 
 @click.group()

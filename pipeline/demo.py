@@ -131,7 +131,7 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
         "redis_total": redis_total,
         "clickhouse_total": clickhouse_total,
         "alerts": [],
-        "top_subjects": top,
+        "top_subjects": dict(top),
         "seconds": round(time.monotonic() - started, 1),
         "worker_exit_code": worker.returncode,
     }
