@@ -67,19 +67,12 @@ def scored_post_row(scored: ScoredPost) -> tuple[Any, ...]:
     )
 
 
-class ClickHouseSink:
-    """The history sink: buffers scored posts and writes them to ``scored_posts`` in one insert.
-
-    The schema is created on the first flush, not at construction, so a worker can start
-    while ClickHouse is still coming up; a failed flush keeps its buffer for the retry.
-    """
-
-    name = "clickhouse"
+class _OnEngine:
+    """Holds an engine: one it opened from a URL (and closes), or one it was given (and leaves open)."""
 
     def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
         self._engine, self._owns_engine = _engine_for(url, engine)
         self._schema_ready = False
-        self._rows: list[tuple[Any, ...]] = []
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -90,6 +83,25 @@ class ClickHouseSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self._engine.close()
+
+
+class ClickHouseSink(_OnEngine):
+    """The history sink: buffers scored posts and writes them to ``scored_posts`` in one insert.
+
+    The schema is created on the first flush, not at construction, so a worker can start
+    while ClickHouse is still coming up; a failed flush keeps its buffer for the retry.
+    Closing drops unflushed rows.
+    """
+
+    name = "clickhouse"
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+        super().__init__(url, engine=engine)
+        self._rows: list[tuple[Any, ...]] = []
 
     @property
     def pending(self) -> int:
@@ -111,28 +123,9 @@ class ClickHouseSink:
             raise SinkError(f"clickhouse flush of {len(self._rows)} rows failed: {exc}") from exc
         self._rows = []
 
-    def close(self) -> None:
-        """Close the engine if this sink opened it; unflushed rows are dropped."""
-        if self._owns_engine:
-            self._engine.close()
 
-
-class ClickHouseHistory:
+class ClickHouseHistory(_OnEngine):
     """The read side of the history store, on the same engine kinds as the sink."""
-
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
-        self._engine, self._owns_engine = _engine_for(url, engine)
-        self._schema_ready = False
-
-    @classmethod
-    def from_url(cls, url: str) -> Self:
-        return cls(url)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def total_posts(self) -> int:
         """Distinct post ids ever scored."""
@@ -179,10 +172,6 @@ class ClickHouseHistory:
             "SELECT subject, sentiment, uniqExactMerge(posts) AS n FROM {db}.minute_rollup GROUP BY subject, sentiment"
         )
         return {(row["subject"], row["sentiment"]): int(row["n"]) for row in rows}
-
-    def close(self) -> None:
-        if self._owns_engine:
-            self._engine.close()
 
     def _select(self, sql: str, params: dict[str, Param] | None = None) -> list[dict[str, Any]]:
         # An empty store reads as empty, not as "table does not exist".
