@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,19 @@ class Settings(BaseSettings):
     text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
     model_path: Path = Field(Path(".yuqing/models/baseline"), description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
+
+    # Model runtime (Transformer models; the baseline ignores these)
+    device: str = Field(
+        "auto", description="Where the model runs: auto (cuda if torch sees a GPU, else cpu), cpu, cuda:N."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto",
+        description="auto: bf16 on a GPU that has it, else fp16; fp32 on CPU. int8: dynamic quantisation, CPU only.",
+    )
+    torch_threads: int = Field(0, ge=0, description="CPU threads torch may use (0 = torch's default).")
+    model_labels: str = Field(
+        "", description="Sentiment per class index, comma separated, for a model folder whose config says LABEL_0…"
+    )
 
     # Fault injection for the crash tests: exit hard after this many sink flushes, before the commit.
     test_crash_after_flushes: int = Field(0, ge=0, description="Test only: crash after N flushes (0 = never).")

@@ -23,6 +23,7 @@ from pipeline.settings import Settings
 from pipeline.sinks.base import Sink, SinkError
 from pipeline.sinks.factory import build_sinks
 from schemas.records import Post, Rejection
+from workers.model.options import RuntimeOptions
 from workers.runtime import ScoringRuntime
 from workers.scoring import load_scorer
 from workers.stages import build_scored, decode_posts, decode_scored
@@ -78,7 +79,7 @@ class Pipeline:
     def runtime(self) -> ScoringRuntime:
         if self._runtime is None:  # loaded lazily: only the process that runs the agent pays for it
             s = self.settings
-            scorer = load_scorer(s.model_path)
+            scorer = load_scorer(s.model_path, options=RuntimeOptions.from_settings(s))
             self._runtime = ScoringRuntime(scorer, s.batch_max_items, s.batch_max_tokens, s.scorer_threads)
         return self._runtime
 

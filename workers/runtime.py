@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,16 +43,32 @@ class ScoringRuntime:
         self._max_tokens = max_tokens
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="yuqing-model")
         self.stats = BatchStats()
+        # A model's own token estimate when it has one (Transformers); characters otherwise.
+        self._estimate_tokens: Callable[[str], int] = getattr(scorer, "estimate_tokens", len)
+        self._queued = 0
+        self._queue_lock = threading.Lock()  # the event loop adds, the model thread takes away
+
+    @property
+    def queue_depth(self) -> int:
+        """Texts handed to the model thread(s) and not yet started: the backlog behind the model."""
+        return self._queued
+
+    def _enqueue(self, count: int) -> None:
+        with self._queue_lock:
+            self._queued += count
 
     async def predict(self, texts: Sequence[str]) -> list[Prediction | str]:
         """One result per text: a prediction, or the reason the model could not score it."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._predict_blocking, list(texts))
+        batch = list(texts)
+        self._enqueue(len(batch))
+        return await loop.run_in_executor(self._executor, self._predict_blocking, batch)
 
     def _predict_blocking(self, texts: list[str]) -> list[Prediction | str]:
+        self._enqueue(-len(texts))
         started = time.perf_counter()
         results: list[Prediction | str] = ["not scored"] * len(texts)
-        calls = plan_model_calls(texts, self._max_items, self._max_tokens, len)
+        calls = plan_model_calls(texts, self._max_items, self._max_tokens, self._estimate_tokens)
         for call in calls:
             for index, result in zip(call, self._predict_call([texts[i] for i in call]), strict=True):
                 results[index] = result

@@ -2,7 +2,8 @@
 
 A model folder holds ``model.json`` (the model card: id, kind, version, metrics) and the
 kind's weights. ``load_scorer`` reads the card's ``kind`` and hands the folder to that kind's
-loader; today only the TF-IDF baseline exists.
+loader: the TF-IDF baseline, or a Transformer (``workers.model.transformer``), which also loads
+from a plain Hugging Face folder that has no card.
 """
 
 from __future__ import annotations
@@ -12,23 +13,29 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from pipeline.errors import YuqingError
 from schemas.records import Sentiment, SentimentProbabilities
 
+if TYPE_CHECKING:
+    from workers.model.options import RuntimeOptions
+
 CARD_FILE = "model.json"
 BASELINE_KIND = "baseline-tfidf-lr"
 BASELINE_MODEL_ID = "yuqing-baseline-tfidf-lr"
 BASELINE_WEIGHTS_FILE = "model.joblib"
+TRANSFORMER_KIND = "transformer"
+HF_CONFIG_FILE = "config.json"
 # Only the start of a text is scored: it bounds the cost per post, and the training texts
 # (reviews, news leads, tweets) are almost all shorter than this.
 MAX_SCORED_CHARS = 2_000
 VERSION_HEX_CHARS = 12
 TRAIN_HINT = (
-    "run `yuqing model train-baseline` to train the baseline model, or point YUQING_MODEL_PATH at a model folder"
+    "run `yuqing model build-base` then `yuqing model train` for the Transformer model, or "
+    "`yuqing model train-baseline` for the baseline model, or point YUQING_MODEL_PATH at a model folder"
 )
 
 
@@ -110,7 +117,7 @@ class BaselineScorer:
         return results
 
 
-def _load_baseline(folder: Path, card: dict[str, Any]) -> Scorer:
+def _load_baseline(folder: Path, card: dict[str, Any], options: RuntimeOptions | None = None) -> Scorer:
     import joblib  # only the baseline kind needs it
 
     weights = folder / BASELINE_WEIGHTS_FILE
@@ -131,8 +138,17 @@ def _load_baseline(folder: Path, card: dict[str, Any]) -> Scorer:
     return scorer
 
 
-# Loaders by model-card kind. A Transformer kind registers its loader here.
-_LOADERS: dict[str, Callable[[Path, dict[str, Any]], Scorer]] = {BASELINE_KIND: _load_baseline}
+def _load_transformer(folder: Path, card: dict[str, Any], options: RuntimeOptions | None = None) -> Scorer:
+    from workers.model.transformer import load_transformer  # torch and transformers load only for this kind
+
+    return load_transformer(folder, card, options)
+
+
+# Loaders by model-card kind; the runtime options (device, precision, threads) matter to the Transformer only.
+_LOADERS: dict[str, Callable[[Path, dict[str, Any], RuntimeOptions | None], Scorer]] = {
+    BASELINE_KIND: _load_baseline,
+    TRANSFORMER_KIND: _load_transformer,
+}
 
 
 def read_card(path: Path) -> dict[str, Any]:
@@ -149,13 +165,18 @@ def read_card(path: Path) -> dict[str, Any]:
     return card
 
 
-def load_scorer(path: Path) -> Scorer:
-    """Load the model folder at ``path``; raises ModelNotFoundError if it is missing or corrupt."""
-    card = read_card(path)
+def load_scorer(path: Path, *, options: RuntimeOptions | None = None) -> Scorer:
+    """Load the model folder at ``path``; raises ModelNotFoundError if it is missing or corrupt.
+
+    ``options`` (device, precision, threads) default to the process settings. A folder without a card
+    but with a Hugging Face config.json loads as a Transformer: any such model folder is servable.
+    """
+    no_card = not (Path(path) / CARD_FILE).is_file() and (Path(path) / HF_CONFIG_FILE).is_file()
+    card = {"kind": TRANSFORMER_KIND} if no_card else read_card(path)
     kind = card.get("kind")
     loader = _LOADERS.get(kind) if isinstance(kind, str) else None
     if loader is None:
         raise ModelNotFoundError(
             f"model card {Path(path) / CARD_FILE} has kind {kind!r}; this yuqing serves: {', '.join(_LOADERS)}"
         )
-    return loader(Path(path), card)
+    return loader(Path(path), card, options)
