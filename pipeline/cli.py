@@ -126,6 +126,146 @@ def train_baseline_command(out: Path | None) -> None:
     click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
 
 
+def _loop_options(function: Any) -> Any:
+    """The training-loop options ``model train`` and ``model distil`` share."""
+    options = [
+        click.option("--epochs", type=float, default=1.0, show_default=True),
+        click.option("--max-steps", type=int, default=None, help="Stop after N steps (overrides --epochs)."),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default per command)."),
+        click.option("--max-length", type=int, default=96, show_default=True, help="Tokens per text."),
+        click.option("--limit-per-corpus", type=int, default=None, help="Subsample each corpus's train split."),
+        click.option("--val-limit-per-corpus", type=int, default=400, show_default=True),
+        click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
+        click.option("--checkpoint-every", type=int, default=100, show_default=True),
+        click.option("--resume/--no-resume", default=True, show_default=True, help="Continue the last checkpoint."),
+        click.option("--seed", type=int, default=13, show_default=True),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+        click.option("--time-budget", type=float, default=None, help="Stop after N minutes (resumable)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
+    from workers.model.loop import LoopConfig
+
+    if options["threads"]:
+        import torch
+
+        torch.set_num_threads(options["threads"])
+    return LoopConfig(
+        seed=options["seed"],
+        batch_size=options["batch_size"],
+        lr=options["lr"] or default_lr,
+        epochs=options["epochs"],
+        max_steps=options["max_steps"],
+        checkpoint_every=options["checkpoint_every"],
+        eval_every=options["eval_every"],
+    )
+
+
+def _budget_seconds(options: dict[str, Any]) -> float | None:
+    minutes = options["time_budget"]
+    return None if minutes is None else minutes * 60.0
+
+
+@model.command("train")
+@click.option(
+    "--base", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/teacher"), show_default=True)
+@click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
+@_loop_options
+def train_command(base: Path, out: Path, train_embeddings: bool, **options: Any) -> None:
+    """Fine-tune the e5-small base into the 3-class sentiment teacher; writes a model folder and card."""
+    from workers.model.train import train_teacher
+
+    card = train_teacher(
+        base,
+        out,
+        _loop_config(options, default_lr=6e-5),
+        max_length=options["max_length"],
+        limit_per_corpus=options["limit_per_corpus"],
+        val_limit_per_corpus=options["val_limit_per_corpus"],
+        resume=options["resume"],
+        train_embeddings=train_embeddings,
+        device=options["device"],
+        time_budget_s=_budget_seconds(options),
+    )
+    click.echo(json.dumps({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, indent=2))
+
+
+@model.command("distil")
+@click.option("--teacher", type=click.Path(path_type=Path), default=Path(".yuqing/models/teacher"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/student"), show_default=True)
+@click.option("--layers", type=int, default=4, show_default=True, help="Encoder layers to keep (evenly spaced).")
+@click.option("--trim-vocab/--no-trim-vocab", default=True, show_default=True, help="Keep only pieces in use.")
+@click.option("--max-pieces", type=int, default=None, help="Cap the trimmed vocabulary (most frequent first).")
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of the soft (teacher) loss.")
+@click.option("--train-embeddings", is_flag=True, help="Also train the (trimmed) word embeddings.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@_loop_options
+def distil_command(
+    teacher: Path,
+    out: Path,
+    layers: int,
+    trim_vocab: bool,
+    max_pieces: int | None,
+    temperature: float,
+    alpha: float,
+    train_embeddings: bool,
+    dtype: str,
+    **options: Any,
+) -> None:
+    """Distil the teacher into a smaller, faster student folder (fewer layers, trimmed vocabulary)."""
+    from workers.model.distil import distil
+
+    card = distil(
+        teacher,
+        out,
+        _loop_config(options, default_lr=1e-4),
+        layers=layers,
+        trim_vocab=trim_vocab,
+        max_pieces=max_pieces,
+        temperature=temperature,
+        alpha=alpha,
+        limit_per_corpus=options["limit_per_corpus"],
+        val_limit_per_corpus=options["val_limit_per_corpus"],
+        resume=options["resume"],
+        train_embeddings=train_embeddings,
+        dtype=dtype,
+        device=options["device"],
+        time_budget_s=_budget_seconds(options),
+    )
+    keys = ("model_id", "version", "metrics", "throughput", "size")
+    click.echo(json.dumps({k: card[k] for k in keys}, indent=2))
+
+
+@model.command("eval")
+@click.option("--model", "models", type=click.Path(path_type=Path), multiple=True, help="Model folder (repeatable).")
+@click.option("--test-limit-per-corpus", type=int, default=None, help="Subsample each test split (quick checks).")
+@click.option("--baseline-limit-per-corpus", type=int, default=None, help="Subsample the baseline's training.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def eval_command(
+    models: tuple[Path, ...],
+    test_limit_per_corpus: int | None,
+    baseline_limit_per_corpus: int | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Test-split accuracy and macro-F1 per corpus: model folders vs a freshly trained TF-IDF baseline."""
+    from workers.model.evaluate import DEFAULT_MODELS, evaluate_models, table
+
+    folders = list(models) or [p for p in DEFAULT_MODELS if (p / "model.json").is_file()]
+    report = evaluate_models(folders, seed, test_limit_per_corpus, baseline_limit_per_corpus)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else table(report))
+
+
 @main.command()
 @click.option("--window", default="5m", show_default=True, help="Rolling window, 1m..24h (live, from Redis).")
 @click.option("--subject", default=None, help="Only this subject.")
@@ -204,6 +344,30 @@ def bench_pipeline(posts: int, as_json: bool) -> None:
     from pipeline.bench.pipeline_bench import run as run_bench
 
     click.echo(json.dumps(run_bench(posts, get_settings()), indent=None if as_json else 2))
+
+
+@bench.command("model")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), help="Model folder (repeatable).")
+@click.option("--batch-sizes", default=None, help="Comma-separated batch sizes [default: 1,8,32,128,512].")
+@click.option("--posts", type=int, default=None, help="Distinct posts per batch size [default: 2048; 192 --short].")
+@click.option("--short", is_flag=True, help="A quick run: batch sizes 1,8,32, fewer posts, about 30 s on 2 cores.")
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_model(
+    models: tuple[Path, ...], batch_sizes: str | None, posts: int | None, short: bool, as_json: bool
+) -> None:
+    """Model posts/s per batch size (tokenisation included) against the TF-IDF baseline; default models: teacher
+    and student, else the e5 base with a random head (timing only)."""
+    from pipeline.bench.model_bench import run as run_model_bench
+    from workers.model.options import RuntimeOptions
+
+    try:
+        sizes = [int(size) for size in batch_sizes.split(",")] if batch_sizes else None
+    except ValueError as exc:
+        raise click.BadParameter(f"{batch_sizes!r} is not a comma-separated list of integers") from exc
+    settings = get_settings()
+    options = RuntimeOptions.from_settings(settings)
+    result = run_model_bench(list(models) or None, sizes, posts, short, options, settings.batch_max_tokens)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
 
 
 @main.command("schemas")

@@ -1,0 +1,58 @@
+"""A tiny random BERT (hidden 32, 2 layers) with the real e5 tokenizer, for the training tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from workers.model.loop import LoopConfig
+from workers.model.train import train_teacher
+
+E5_BASE = Path(__file__).resolve().parents[2] / ".yuqing" / "models" / "e5-small-base"
+
+
+def build_tiny_base(folder: Path) -> Path:
+    """Skips the test when the e5 base folder (and so its tokenizer) has not been built."""
+    if not (E5_BASE / "tokenizer.json").is_file():
+        pytest.skip(f"{E5_BASE} not built (run `yuqing model build-base`)")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = BertConfig(
+        vocab_size=250_037,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)  # type: ignore[no-untyped-call]
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(E5_BASE / name, folder / name)
+    return folder
+
+
+def train_tiny(base: Path, out: Path, steps: int = 6, **kwargs: Any) -> dict[str, Any]:
+    config = LoopConfig(batch_size=8, lr=1e-3, max_steps=steps, eval_every=3, checkpoint_every=3)
+    options: dict[str, Any] = {"max_length": 32, "limit_per_corpus": 24, "val_limit_per_corpus": 8}
+    return train_teacher(base, out, config, test_limit_per_corpus=8, **{**options, **kwargs})
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_teacher(factory: pytest.TempPathFactory) -> Path:
+    """One tiny trained teacher per test session, for the tests that only read it."""
+    if "teacher" not in _SHARED:
+        base = build_tiny_base(factory.mktemp("tiny-base"))
+        out = factory.mktemp("tiny-teacher")
+        train_tiny(base, out, steps=3)
+        _SHARED["teacher"] = out
+    return _SHARED["teacher"]
