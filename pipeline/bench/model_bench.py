@@ -232,7 +232,7 @@ def _runtime(scorers: list[Scorer]) -> dict[str, Any]:
 
 
 def _ratio(ours: float | None, reference: float | None) -> float | None:
-    return round(ours / reference, 4) if ours and reference else None
+    return float(f"{ours / reference:.4g}") if ours and reference else None  # significant digits: ratios can be tiny
 
 
 def run(

@@ -65,4 +65,3 @@ def test_short_bench_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     )
     assert 0 < model["non_embedding_parameters"] < model["parameters"]
     assert model["layers"] == 2 and model["hidden"] == 32 and 2 < model["mean_tokens"] <= 64
-    assert result["seconds"] < 120

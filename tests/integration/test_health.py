@@ -6,6 +6,7 @@ from pydantic import SecretStr
 from pipeline.health import check_health
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings, get_settings
+from tests.conftest import require_service
 
 pytestmark = pytest.mark.integration
 
@@ -13,8 +14,7 @@ pytestmark = pytest.mark.integration
 def test_healthy_when_every_service_answers(settings: Settings) -> None:
     ensure_topics(settings)
     model_path = get_settings().model_path
-    if not (model_path / "model.json").exists():
-        pytest.skip(f"no model at {model_path}")
+    require_service((model_path / "model.json").exists(), f"no model at {model_path}")
     healthy, report = check_health(settings.model_copy(update={"model_path": model_path}))
     assert healthy, report
 
