@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline
 
 from workers.model.corpora import CORPORA, LABELS, Example, describe, load_corpus
+from workers.model.provenance import package_versions
 from workers.scoring import (
     BASELINE_KIND,
     BASELINE_MODEL_ID,
@@ -92,16 +91,6 @@ def evaluate(pipeline: Pipeline, tests: dict[str, list[Example]]) -> dict[str, d
     return metrics
 
 
-def _versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def _write_atomically(path: Path, write: Any) -> None:
     partial = path.with_name(path.name + ".partial")
     write(partial)
@@ -160,7 +149,7 @@ def train_baseline(out_dir: Path, seed: int = 13, limit_per_corpus: int | None =
             "cpu_count": os.cpu_count(),
         },
         "metrics": metrics,
-        "packages": _versions(),
+        "packages": package_versions(PACKAGES),
     }
     text = json.dumps(card, ensure_ascii=False, indent=2) + "\n"
     _write_atomically(out_dir / CARD_FILE, lambda p: p.write_text(text, encoding="utf-8"))

@@ -31,13 +31,13 @@ from workers.model.folders import (
     SPLIT_METHOD,
     TEXT_PREFIX,
     folder_bytes,
-    package_versions,
     predict_logits,
     prefixed,
     read_json,
     save_model_folder,
     split_examples,
     token_ids,
+    training_packages,
     write_card,
 )
 from workers.model.loop import Batch, LoopConfig, TrainingError, best_weights, load_trainable, run_loop
@@ -272,7 +272,7 @@ def distil(
             "weights_file_bytes": (out / "model.safetensors").stat().st_size,
             "folder_bytes_without_card": folder_bytes(out),
         },
-        "packages": package_versions(),
+        "packages": training_packages(),
         "trained_seconds": round(result.train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - started, 1),
     }

@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from workers.model.corpora import CORPORA, LABELS, SPLIT_SEED, Example, Split, load_corpus
+from workers.model.provenance import package_versions
 
 TRANSFORMER_KIND = "transformer"
 TEXT_PREFIX = "query: "
@@ -147,14 +146,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def package_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+def training_packages() -> dict[str, str]:
+    return package_versions(PACKAGES)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

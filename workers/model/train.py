@@ -31,7 +31,6 @@ from workers.model.folders import (
     label_counts,
     labels_of,
     mean_macro_f1,
-    package_versions,
     predict_logits,
     prefixed,
     read_json,
@@ -39,6 +38,7 @@ from workers.model.folders import (
     sha256_file,
     split_examples,
     token_ids,
+    training_packages,
     write_card,
 )
 from workers.model.loop import Batch, LoopConfig, LoopResult, TrainingError, best_weights, load_trainable, run_loop
@@ -186,7 +186,7 @@ def train_teacher(
             "train_tokens_per_second": round(result.tokens / max(result.train_seconds, 1e-9), 1),
             "test_texts_per_second": test_rate,
         },
-        "packages": package_versions(),
+        "packages": training_packages(),
         "trained_seconds": round(result.train_seconds, 1),
         "wall_seconds_this_run": round(time.perf_counter() - started, 1),
     }
