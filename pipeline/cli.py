@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_subjects import subjects
 from pipeline.errors import YuqingError
 from pipeline.settings import get_settings
 
@@ -393,6 +394,9 @@ def export_schemas(out: Path) -> None:
 
     for path in write_json_schemas(out):
         click.echo(path)
+
+
+main.add_command(subjects)
 
 
 def run() -> None:

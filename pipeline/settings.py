@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Configuration of every yuqing process, read from ``YUQING_<FIELD>`` variables."""
 
-    model_config = SettingsConfigDict(env_prefix="YUQING_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="YUQING_", frozen=True, extra="ignore", env_parse_none_str="null")
 
     # Kafka
     broker: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     model_path: Path = Field(Path(".yuqing/models/baseline"), description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
 
+    # Subjects, text and noise (issue 4)
+    subjects_file: Path | None = Field(
+        None, description="YAML/JSON subject set that seeds an empty subject store (Redis) at worker start."
+    )
+    subjects_reload_s: float = Field(2.0, gt=0, description="How often workers check the subject store for changes.")
+    terms_per_post: int = Field(24, ge=0, description="Most hot-word terms kept per post.")
+    noise_window_s: float = Field(1800.0, gt=0, description="How far back (event time) near-duplicates are looked for.")
+    noise_max_entries: int = Field(20_000, ge=100, description="Most posts the near-duplicate index holds per worker.")
+    noise_similarity: float = Field(0.6, gt=0, le=1, description="Estimated Jaccard similarity that makes a copy.")
+    noise_flood_min_authors: int = Field(8, ge=2, description="Authors of one text within 2 min that make a flood.")
+    noise_burst_max_posts: int = Field(20, ge=2, description="Posts per minute above which an author is in a burst.")
+
     # Model runtime (Transformer models; the baseline ignores these)
     device: str = Field(
         "auto", description="Where the model runs: auto (cuda if torch sees a GPU, else cpu), cpu, cuda:N."
@@ -68,7 +80,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name, value in settings.model_dump().items():
         plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[f"YUQING_{name.upper()}"] = str(plain)
+        env[f"YUQING_{name.upper()}"] = "null" if plain is None else str(plain)
     return env
 
 

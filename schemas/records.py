@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeIn
 
 Sentiment = Literal["negative", "neutral", "positive", "unknown"]
 Stage = Literal["ingest", "score", "aggregate"]
+Lang = Literal["zh", "en", "other"]
+NoiseReason = Literal["flood", "repeat", "burst"]
 SENTIMENTS: tuple[Sentiment, ...] = ("negative", "neutral", "positive", "unknown")
 
 
@@ -60,17 +62,34 @@ class SentimentProbabilities(Record):
 
 
 class ScoredPost(Record):
-    """A post with what the model said about it (v1)."""
+    """A post with what the model and the noise filter said about it (v2).
 
-    schema_version: Literal[1] = 1
+    v2 adds what the text stages found: the detected language, the hot-word terms, and the
+    post's near-duplicate cluster with the bot suspicion. ``counts_deduplicated`` says whether the
+    post counts in the deduplicated series (the ones alerts read); every post counts in the raw ones.
+    """
+
+    schema_version: Literal[2] = 2
     post: Post
     sentiment: Sentiment
     probabilities: SentimentProbabilities
     subjects: tuple[str, ...] = Field(min_length=1, description="Subjects the post counts under.")
+    monitored: bool = Field(False, description="True when the subjects are monitored ones, not hashtags or _all.")
+    lang: Lang = Field("other", description="Language detected from the cleaned text.")
+    terms: tuple[str, ...] = Field((), description="Distinct hot-word terms of the post, in order of first use.")
+    cluster_id: Identifier = Field(description="First post of its near-duplicate cluster (its own id if none).")
+    duplicate: bool = Field(False, description="A near-duplicate of an earlier post in the window.")
+    suspected_bot: bool = Field(False, description="Part of a flood, a repeat or a burst of copies.")
+    noise_reasons: tuple[NoiseReason, ...] = ()
     model_id: str
     model_version: str
     scored_at: UtcDatetime
     processing_ms: float = Field(ge=0, description="Time from leaving posts.raw to scored, per batch.")
+
+    @property
+    def counts_deduplicated(self) -> bool:
+        """Counted in the deduplicated series: the first of its cluster, and no bot."""
+        return not self.duplicate and not self.suspected_bot
 
 
 class Aggregate(Record):
@@ -110,7 +129,7 @@ class Rejection(Record):
 
 RECORDS: dict[str, type[Record]] = {
     "post.v1": Post,
-    "scored_post.v1": ScoredPost,
+    "scored_post.v2": ScoredPost,
     "aggregate.v1": Aggregate,
     "alert.v1": Alert,
     "rejection.v1": Rejection,

@@ -22,11 +22,14 @@ import faust
 from pipeline.settings import Settings
 from pipeline.sinks.base import Sink, SinkError
 from pipeline.sinks.factory import build_sinks
+from pipeline.sinks.redis_live import connect
+from pipeline.subjects.store import SubjectStore
 from schemas.records import Post, Rejection
 from workers.model.options import RuntimeOptions
+from workers.preparer import Preparer
 from workers.runtime import ScoringRuntime
 from workers.scoring import load_scorer
-from workers.stages import build_scored, decode_posts, decode_scored
+from workers.stages import assign_subjects, build_scored, decode_posts, decode_scored
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
@@ -69,6 +72,7 @@ class Pipeline:
         self.scored = self.app.topic(settings.topic_scored, key_type=bytes, value_type=bytes, value_serializer="raw")
         self.dlq = self.app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, value_serializer="raw")
         self._runtime: ScoringRuntime | None = None
+        self._preparer: Preparer | None = None
         self._sinks: list[Sink] | None = None
         self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
         self.flushes = 0
@@ -82,6 +86,13 @@ class Pipeline:
             scorer = load_scorer(s.model_path, options=RuntimeOptions.from_settings(s))
             self._runtime = ScoringRuntime(scorer, s.batch_max_items, s.batch_max_tokens, s.scorer_threads)
         return self._runtime
+
+    @property
+    def preparer(self) -> Preparer:
+        if self._preparer is None:
+            self._preparer = Preparer(self.settings, SubjectStore(connect(self.settings), self.settings.redis_prefix))
+            self._preparer.start()
+        return self._preparer
 
     @property
     def sinks(self) -> list[Sink]:
@@ -98,22 +109,28 @@ class Pipeline:
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
             started = time.perf_counter()
             posts, rejections = decode_posts(_values(events), s.text_max_chars)
-            results = await self.runtime.predict([p.text for p in posts])
+            prepared, changed = await self.preparer.prepare(posts)
+            if changed is not None:
+                await self.preparer.apply(changed, self.runtime)
+            results = await self.runtime.predict([item.model_text for item in prepared])
             scored_at = datetime.now(UTC)
             elapsed_ms = (time.perf_counter() - started) * 1000
             scorer = self.runtime.scorer
+            subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
             out: list[tuple[str | None, str]] = []
-            for post, result in zip(posts, results, strict=True):
+            for item, result in zip(prepared, results, strict=True):
                 if isinstance(result, str):
-                    rejections.append(_rejection(post, result))
+                    rejections.append(_rejection(item.post, result))
                     continue
-                scored = build_scored(post, result, scorer.model_id, scorer.model_version, scored_at, elapsed_ms)
-                out.append((post.id, scored.model_dump_json()))
+                assigned = assign_subjects(item, subjects, result.embedding, descriptions)
+                model = (scorer.model_id, scorer.model_version)
+                scored = build_scored(item, result, assigned, model, scored_at, elapsed_ms)
+                out.append((item.post.id, scored.model_dump_json()))
             predicted = time.perf_counter()
             await _deliver(self.scored, out)
             await self._reject(rejections)
             log.debug(
-                "score batch %d: model %.0f ms, delivery %.0f ms",
+                "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
                 len(events),
                 elapsed_ms,
                 (time.perf_counter() - predicted) * 1000,
@@ -158,6 +175,7 @@ def _rejection(post: Post, reason: str) -> Rejection:
 def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
     """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
     pipeline = Pipeline(settings)
-    _ = pipeline.runtime  # load the model before joining the group, so the first batch is not slow
+    # Load the model and jieba before joining the group, so the first batch is not slow.
+    _ = pipeline.runtime, pipeline.preparer
     worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

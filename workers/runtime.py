@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from workers.batching import plan_model_calls
 from workers.scoring import Prediction, Scorer
 
@@ -45,6 +47,11 @@ class ScoringRuntime:
         self.stats = BatchStats()
         # A model's own token estimate when it has one (Transformers); characters otherwise.
         self._estimate_tokens: Callable[[str], int] = getattr(scorer, "estimate_tokens", len)
+        # Models that embed give the sentence embedding from the same forward pass (subject matching).
+        self._with_embeddings: Callable[[Sequence[str]], tuple[list[Prediction], np.ndarray]] | None = getattr(
+            scorer, "predict_with_embeddings", None
+        )
+        self._embed: Callable[[Sequence[str]], np.ndarray] | None = getattr(scorer, "embed", None)
         self._queued = 0
         self._queue_lock = threading.Lock()  # the event loop adds, the model thread takes away
 
@@ -77,7 +84,10 @@ class ScoringRuntime:
 
     def _predict_call(self, texts: list[str]) -> list[Prediction | str]:
         try:
-            return list(self.scorer.predict(texts))
+            if self._with_embeddings is None:
+                return list(self.scorer.predict(texts))
+            predictions, embeddings = self._with_embeddings(texts)
+            return [p._replace(embedding=row) for p, row in zip(predictions, embeddings, strict=True)]
         except Exception:  # one bad text must not sink its neighbours: retry them one by one
             log.exception("model call of %d texts failed; retrying one by one", len(texts))
         singles: list[Prediction | str] = []
@@ -87,6 +97,13 @@ class ScoringRuntime:
             except Exception as exc:
                 singles.append(f"model failed: {type(exc).__name__}: {exc}")
         return singles
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray | None:
+        """Sentence embeddings of ``texts`` in the model thread; None for a model without embeddings."""
+        if self._embed is None or not texts:
+            return None
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._embed, list(texts))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -46,6 +46,7 @@ class ModelNotFoundError(YuqingError):
 class Prediction(NamedTuple):
     label: Sentiment
     probabilities: SentimentProbabilities
+    embedding: np.ndarray | None = None  # L2-normalised sentence embedding, when the model gives one
 
 
 class Scorer(Protocol):

@@ -1,21 +1,79 @@
-"""Pure stage functions of the workers: decode records, attach subjects, build scored posts."""
+"""Stage functions of the workers: decode, prepare (clean, segment, noise), assign subjects, build.
+
+The score agent runs them in this order for each micro-batch::
+
+    decode_posts → prepare_post (clean → segment → noise verdict) → model on ``model_text``
+                 → assign_subjects (monitored subjects, else hashtags, else ``_all``) → build_scored
+
+Everything here is a plain function of its inputs, except the noise filter's bounded recent
+state, which ``prepare_post`` updates (so it runs in one thread, in stream order).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from pydantic import ValidationError
 
 from pipeline.ingest.validate import parse_post, reject
+from pipeline.noise.filter import NoiseFilter, NoiseVerdict
+from pipeline.subjects.match import match_subjects
+from pipeline.subjects.model import SubjectSet
+from pipeline.text.clean import CleanText, clean
+from pipeline.text.segment import Segmenter, hot_terms
 from schemas.records import Post, Rejection, ScoredPost
 from workers.scoring import Prediction
 
 NO_SUBJECT = "_all"
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedPost:
+    """A post with what the text stages found, ready for the model."""
+
+    post: Post
+    clean: CleanText
+    tokens: tuple[str, ...]
+    terms: tuple[str, ...]  # distinct hot-word terms, in order of first use
+    verdict: NoiseVerdict
+
+    @property
+    def model_text(self) -> str:
+        """What the model reads: the post's own words (or, for a pure repost, the words passed on)."""
+        return self.clean.content or self.post.text
+
+
+def prepare_post(post: Post, segmenter: Segmenter, noise: NoiseFilter, max_terms: int) -> PreparedPost:
+    cleaned = clean(post.text)
+    tokens = tuple(segmenter.tokens(cleaned))
+    terms = tuple(dict.fromkeys(hot_terms(tokens)))[:max_terms]
+    verdict = noise.observe(
+        post.id, post.author_id, cleaned.content, post.event_time, repost=post.parent_kind == "repost"
+    )
+    return PreparedPost(post, cleaned, tokens, terms, verdict)
+
+
 def subjects_of(post: Post) -> tuple[str, ...]:
-    """Until monitored subjects exist, a post counts under its hashtags, or ``_all`` without any."""
+    """Subjects of a post no monitored subject matched: its hashtags, or ``_all`` without any."""
     return tuple(dict.fromkeys(post.hashtags)) or (NO_SUBJECT,)
+
+
+def assign_subjects(
+    prepared: PreparedPost,
+    subjects: SubjectSet,
+    embedding: np.ndarray | None = None,
+    description_embeddings: Mapping[str, np.ndarray] | None = None,
+) -> tuple[tuple[str, ...], bool]:
+    """The subjects a post counts under, and whether they are monitored ones."""
+    post = prepared.post
+    tokens = [*prepared.tokens, *post.hashtags]  # a feed's own hashtags match as whole terms
+    monitored = match_subjects(
+        prepared.clean, tokens, subjects, embedding, dict(description_embeddings or {}), platform=post.platform
+    )
+    return (monitored, True) if monitored else (subjects_of(post), False)
 
 
 def decode_posts(raws: list[bytes], max_chars: int) -> tuple[list[Post], list[Rejection]]:
@@ -43,13 +101,28 @@ def decode_scored(raws: list[bytes]) -> tuple[list[ScoredPost], list[Rejection]]
 
 
 def build_scored(
-    post: Post, prediction: Prediction, model_id: str, model_version: str, scored_at: datetime, processing_ms: float
+    prepared: PreparedPost,
+    prediction: Prediction,
+    subjects: tuple[tuple[str, ...], bool],
+    model: tuple[str, str],
+    scored_at: datetime,
+    processing_ms: float,
 ) -> ScoredPost:
+    """``subjects`` as ``assign_subjects`` gives them; ``model`` is (model id, model version)."""
+    verdict = prepared.verdict
+    model_id, model_version = model
     return ScoredPost(
-        post=post,
+        post=prepared.post,
         sentiment=prediction.label,
         probabilities=prediction.probabilities,
-        subjects=subjects_of(post),
+        subjects=subjects[0],
+        monitored=subjects[1],
+        lang=prepared.clean.lang,
+        terms=prepared.terms,
+        cluster_id=verdict.cluster_id,
+        duplicate=verdict.is_duplicate,
+        suspected_bot=verdict.suspected_bot,
+        noise_reasons=verdict.reasons,
         model_id=model_id,
         model_version=model_version,
         scored_at=scored_at,

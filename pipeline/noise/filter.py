@@ -20,12 +20,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from pipeline.noise.bursts import AuthorBursts, FloodTracker
 from pipeline.noise.dedup import NearDuplicateIndex
-
-Reason = Literal["flood", "repeat", "burst"]
+from schemas.records import NoiseReason as Reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,8 @@ __all__ = ["COLUMNS", "ClickHouseHistory", "ClickHouseSink", "scored_post_row"]
 COLUMNS: tuple[str, ...] = (
     "post_id", "platform", "author_id", "text", "text_truncated", "event_time", "minute",
     "lang", "url", "parent_id", "parent_kind", "likes", "reposts", "comments", "hashtags",
-    "subjects", "sentiment", "p_negative", "p_neutral", "p_positive", "model_id",
+    "subjects", "monitored", "detected_lang", "terms", "cluster_id", "is_duplicate", "suspected_bot",
+    "noise_reasons", "sentiment", "p_negative", "p_neutral", "p_positive", "model_id",
     "model_version", "scored_at", "processing_ms",
 )  # fmt: skip
 
@@ -56,6 +57,13 @@ def scored_post_row(scored: ScoredPost) -> tuple[Any, ...]:
         min(engagement.comments, _UINT32_MAX),
         list(post.hashtags),
         list(scored.subjects),
+        int(scored.monitored),
+        scored.lang,
+        list(scored.terms),
+        scored.cluster_id,
+        int(scored.duplicate),
+        int(scored.suspected_bot),
+        list(scored.noise_reasons),
         scored.sentiment,
         scored.probabilities.negative,
         scored.probabilities.neutral,
@@ -133,23 +141,22 @@ class ClickHouseHistory(_OnEngine):
         return int(rows[0]["n"])
 
     def minute_series(
-        self, since: datetime, until: datetime | None = None, subject: str | None = None
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        subject: str | None = None,
+        *,
+        deduplicated: bool = False,
     ) -> list[Aggregate]:
         """Posts per (minute, subject, platform, sentiment) with ``since <= minute < until``.
 
         Naive datetimes are taken as UTC. Ordered by minute, subject, platform, sentiment.
+        ``deduplicated`` counts each near-duplicate cluster once and leaves suspected bots out.
         """
-        where = ["minute >= toDateTime({since:UInt32})"]
-        params: dict[str, Param] = {"since": _epoch(since)}
-        if until is not None:
-            where.append("minute < toDateTime({until:UInt32})")
-            params["until"] = _epoch(until)
-        if subject is not None:
-            where.append("subject = {subject:String}")
-            params["subject"] = subject
+        where, params = _minute_filter(since, until, subject)
         rows = self._select(
             "SELECT toUnixTimestamp(minute) AS minute_ts, subject, platform, sentiment,"
-            " uniqExactMerge(posts) AS n FROM {db}.minute_rollup"
+            f" uniqExactMerge(posts) AS n FROM {{db}}.{_rollup(deduplicated)}"
             f" WHERE {' AND '.join(where)}"
             " GROUP BY minute, subject, platform, sentiment"
             " ORDER BY minute, subject, platform, sentiment",
@@ -166,12 +173,25 @@ class ClickHouseHistory(_OnEngine):
             for row in rows
         ]
 
-    def subject_sentiment_counts(self) -> dict[tuple[str, str], int]:
+    def subject_sentiment_counts(self, *, deduplicated: bool = False) -> dict[tuple[str, str], int]:
         """Distinct posts per (subject, sentiment) over all time, merged from the rollup."""
         rows = self._select(
-            "SELECT subject, sentiment, uniqExactMerge(posts) AS n FROM {db}.minute_rollup GROUP BY subject, sentiment"
+            "SELECT subject, sentiment, uniqExactMerge(posts) AS n"
+            f" FROM {{db}}.{_rollup(deduplicated)} GROUP BY subject, sentiment"
         )
         return {(row["subject"], row["sentiment"]): int(row["n"]) for row in rows}
+
+    def hot_words(
+        self, subject: str, since: datetime, until: datetime | None = None, n: int = 20
+    ) -> list[tuple[str, int]]:
+        """The ``n`` terms used by most (deduplicated) posts about ``subject`` with ``since <= minute < until``."""
+        where, params = _minute_filter(since, until, subject)
+        rows = self._select(
+            "SELECT term, uniqExactMerge(posts) AS n FROM {db}.hot_words"
+            f" WHERE {' AND '.join(where)} GROUP BY term ORDER BY n DESC, term LIMIT {{n:UInt32}}",
+            {**params, "n": max(n, 0)},
+        )
+        return [(row["term"], int(row["n"])) for row in rows]
 
     def _select(self, sql: str, params: dict[str, Param] | None = None) -> list[dict[str, Any]]:
         # An empty store reads as empty, not as "table does not exist".
@@ -188,6 +208,23 @@ def _engine_for(url: str | None, engine: Engine | None) -> tuple[Engine, bool]:
     if url is not None and engine is None:
         return open_engine(url), True
     raise ValueError("give exactly one of url or engine")
+
+
+def _rollup(deduplicated: bool) -> str:
+    return "minute_rollup_deduplicated" if deduplicated else "minute_rollup"
+
+
+def _minute_filter(since: datetime, until: datetime | None, subject: str | None) -> tuple[list[str], dict[str, Param]]:
+    """WHERE conditions (ANDed) and their parameters for a minute range and an optional subject."""
+    where = ["minute >= toDateTime({since:UInt32})"]
+    params: dict[str, Param] = {"since": _epoch(since)}
+    if until is not None:
+        where.append("minute < toDateTime({until:UInt32})")
+        params["until"] = _epoch(until)
+    if subject is not None:
+        where.append("subject = {subject:String}")
+        params["subject"] = subject
+    return where, params
 
 
 def _epoch(moment: datetime) -> int:

@@ -32,8 +32,22 @@ class RedisKeys:
     def minute(self, minute: datetime) -> str:
         return f"{self.prefix}:min:{minute_stamp(minute)}"
 
+    def deduplicated(self, minute: datetime) -> str:
+        return f"{self.prefix}:dmin:{minute_stamp(minute)}"
+
     def top(self, minute: datetime) -> str:
         return f"{self.prefix}:top:{minute_stamp(minute)}"
+
+    def hot(self, minute: datetime, subject: str) -> str:
+        return f"{self.prefix}:hot:{minute_stamp(minute)}:{subject}"
+
+    @property
+    def subjects(self) -> str:
+        return f"{self.prefix}:subjects"
+
+    @property
+    def subjects_hash(self) -> str:
+        return f"{self.prefix}:subjects:hash"
 
     @property
     def live_channel(self) -> str:
@@ -48,5 +62,13 @@ class RedisKeys:
         return f"{self.prefix}:min:"
 
     @property
+    def deduplicated_prefix(self) -> str:
+        return f"{self.prefix}:dmin:"
+
+    @property
     def top_prefix(self) -> str:
         return f"{self.prefix}:top:"
+
+    @property
+    def hot_prefix(self) -> str:
+        return f"{self.prefix}:hot:"

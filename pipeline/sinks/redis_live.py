@@ -1,4 +1,4 @@
-"""Redis, the live store: minute buckets with expiry, rolling windows, top subjects, pub/sub."""
+"""Redis, the live store: minute buckets with expiry, rolling windows, top subjects, hot words, pub/sub."""
 
 from __future__ import annotations
 
@@ -10,35 +10,48 @@ from typing import cast
 
 import redis
 
+from pipeline.hotwords import emerging_terms, top_terms
 from pipeline.settings import Settings
 from pipeline.sinks.base import SinkError, minute_of
-from pipeline.sinks.redis_keys import ALL_SUBJECTS, RedisKeys, bucket_field, split_field
+from pipeline.sinks.redis_keys import ALL_SUBJECTS, RedisKeys, bucket_field, minute_stamp, split_field
 from schemas.records import ScoredPost
 
 # One atomic script per flush. A post id is counted only if its "seen" marker did not exist, and
 # the marker is set in the same step as the counts, so a replayed batch never counts twice and a
-# crash can never leave a batch half counted.
-# ARGV: seen prefix, minute prefix, top prefix, marker ttl, then per post:
-#   id, minute stamp, bucket expiry (epoch s), total field, n, then n (subject, field) pairs.
+# crash can never leave a batch half counted. Raw counts take every post; the deduplicated hash and
+# the hot words only posts that count once per near-duplicate cluster and are not bots.
+# ARGV: seen, minute, deduplicated, top and hot prefixes, marker ttl, then per post:
+#   id, minute stamp, bucket expiry (epoch s), deduplicated (0/1), n subjects, m terms,
+#   then n (subject, field) pairs (the first is the "*" total), then m terms.
 _COUNT_SCRIPT = """
-local seen_prefix, min_prefix, top_prefix = ARGV[1], ARGV[2], ARGV[3]
-local ttl = tonumber(ARGV[4])
-local counted, i = 0, 5
+local seen_prefix, min_prefix, dmin_prefix, top_prefix, hot_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ttl = tonumber(ARGV[6])
+local counted, i = 0, 7
 while i <= #ARGV do
-  local id, stamp, expire_at, total_field = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3]
-  local n = tonumber(ARGV[i+4])
+  local id, stamp, expire_at, kept = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1'
+  local n, m = tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
+  local first_term = i + 6 + 2 * n
   if redis.call('SET', seen_prefix .. id, '1', 'NX', 'EX', ttl) then
-    local hkey, zkey = min_prefix .. stamp, top_prefix .. stamp
-    redis.call('HINCRBY', hkey, total_field, 1)
+    local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
     for j = 0, n - 1 do
-      redis.call('HINCRBY', hkey, ARGV[i+6+2*j], 1)
-      redis.call('ZINCRBY', zkey, 1, ARGV[i+5+2*j])
+      local subject, field = ARGV[i+6+2*j], ARGV[i+7+2*j]
+      redis.call('HINCRBY', hkey, field, 1)
+      if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
+      if kept then
+        redis.call('HINCRBY', dkey, field, 1)
+        if m > 0 then
+          local hot = hot_prefix .. stamp .. ':' .. subject
+          for t = 0, m - 1 do redis.call('ZINCRBY', hot, 1, ARGV[first_term+t]) end
+          redis.call('EXPIREAT', hot, expire_at)
+        end
+      end
     end
     redis.call('EXPIREAT', hkey, expire_at)
-    redis.call('EXPIREAT', zkey, expire_at)
+    if kept then redis.call('EXPIREAT', dkey, expire_at) end
+    if n > 1 then redis.call('EXPIREAT', zkey, expire_at) end
     counted = counted + 1
   end
-  i = i + 5 + 2 * n
+  i = first_term + m
 end
 return counted
 """
@@ -83,15 +96,18 @@ class RedisSink:
 
     def _script_args(self) -> list[str | int]:
         k = self._keys
-        args: list[str | int] = [k.seen_prefix, k.minute_prefix, k.top_prefix, self._marker_ttl]
+        args: list[str | int] = [
+            k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix, self._marker_ttl
+        ]  # fmt: skip
         for scored in self._buffer:
             post = scored.post
             minute = minute_of(post.event_time)
-            expire_at = int(minute.timestamp()) + self._retention
-            args += [post.id, k.minute(minute).removeprefix(k.minute_prefix), expire_at]
-            args += [bucket_field(ALL_SUBJECTS, post.platform, scored.sentiment), len(scored.subjects)]
-            for subject in scored.subjects:
+            subjects = (ALL_SUBJECTS, *scored.subjects)
+            args += [post.id, minute_stamp(minute), int(minute.timestamp()) + self._retention]
+            args += [int(scored.counts_deduplicated), len(subjects), len(scored.terms)]
+            for subject in subjects:
                 args += [subject, bucket_field(subject, post.platform, scored.sentiment)]
+            args += scored.terms
         return args
 
     def flush(self) -> None:
@@ -111,7 +127,7 @@ class RedisSink:
 
 
 class RedisLive:
-    """The read side: rolling-window totals and top subjects, summed from minute buckets."""
+    """The read side: rolling-window totals, top subjects and hot words, summed from minute buckets."""
 
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self._client = client or connect(settings)
@@ -119,33 +135,70 @@ class RedisLive:
 
     @staticmethod
     def window_minutes(minutes: int, now: datetime | None = None) -> list[datetime]:
-        """The ``minutes`` minute starts ending with the current (partial) minute."""
+        """The ``minutes`` minute starts ending with the current (partial) minute, newest first."""
         last = minute_of(now or datetime.now(UTC))
         return [last - timedelta(minutes=i) for i in range(minutes)]
 
     def window_counts(
-        self, minutes: int, subject: str | None = None, now: datetime | None = None
+        self, minutes: int, subject: str | None = None, now: datetime | None = None, *, deduplicated: bool = False
     ) -> Counter[tuple[str, str, str]]:
-        """Posts per (subject, platform, sentiment) over the window; subject ``*`` is every post once."""
+        """Posts per (subject, platform, sentiment) over the window; subject ``*`` is every post once.
+
+        ``deduplicated`` counts each near-duplicate cluster once and leaves suspected bots out.
+        """
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
         pipe = self._client.pipeline(transaction=False)
         for minute in self.window_minutes(minutes, now):
-            pipe.hgetall(self._keys.minute(minute))
+            pipe.hgetall(key(minute))
         counts: Counter[tuple[str, str, str]] = Counter()
         for bucket in pipe.execute():
             for field, value in bucket.items():
-                key = split_field(field)
-                if subject is None or key[0] == subject:
-                    counts[key] += int(value)
+                split = split_field(field)
+                if subject is None or split[0] == subject:
+                    counts[split] += int(value)
         return counts
 
-    def total(self, minutes: int, now: datetime | None = None) -> int:
+    def total(self, minutes: int, now: datetime | None = None, *, deduplicated: bool = False) -> int:
         """Distinct posts counted in the window."""
-        return sum(self.window_counts(minutes, ALL_SUBJECTS, now).values())
+        return sum(self.window_counts(minutes, ALL_SUBJECTS, now, deduplicated=deduplicated).values())
 
     def top_subjects(self, minutes: int, n: int = 10, now: datetime | None = None) -> list[tuple[str, int]]:
         keys = [self._keys.top(m) for m in self.window_minutes(minutes, now)]
         rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
         return [(subject, int(score)) for subject, score in rows[::-1][:n]]
+
+    def hot_words(
+        self, subject: str = ALL_SUBJECTS, minutes: int = 5, n: int = 20, now: datetime | None = None
+    ) -> list[tuple[str, int]]:
+        """The ``n`` terms most used by (deduplicated) posts about ``subject`` over the window."""
+        keys = [self._keys.hot(m, subject) for m in self.window_minutes(minutes, now)]
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return top_terms({term: int(score) for term, score in rows}, n)
+
+    def hot_word_minutes(
+        self, subject: str, minutes: int, now: datetime | None = None, per_minute: int = 200
+    ) -> list[dict[str, int]]:
+        """Each minute's top ``per_minute`` terms of ``subject``, oldest first (the last is the current minute)."""
+        pipe = self._client.pipeline(transaction=False)
+        for minute in reversed(self.window_minutes(minutes, now)):
+            pipe.zrevrange(self._keys.hot(minute, subject), 0, per_minute - 1, withscores=True)
+        return [{term: int(score) for term, score in rows} for rows in pipe.execute()]
+
+    def emerging_words(
+        self,
+        subject: str = ALL_SUBJECTS,
+        baseline_minutes: int = 30,
+        now: datetime | None = None,
+        *,
+        min_count: int = 5,
+        min_z: float = 3.0,
+    ) -> list[tuple[str, float]]:
+        """Terms of the last two minutes whose rate jumps against the ``baseline_minutes`` before them."""
+        series = self.hot_word_minutes(subject, baseline_minutes + 2, now)
+        current: Counter[str] = Counter()
+        for minute in series[-2:]:
+            current.update(minute)
+        return emerging_terms(current, series[:-2], min_count=min_count, min_z=min_z)
 
     def close(self) -> None:
         self._client.close()

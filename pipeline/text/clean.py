@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import regex
 
-from pipeline.text.lang import Lang, detect_lang
+from pipeline.text.lang import detect_lang
+from schemas.records import Lang
 
 MAX_UNESCAPE_PASSES = 4  # &amp;amp;lt; (double-escaped) needs two; more is an attack, not a feed
 MAX_TAG_ROUNDS = 4

@@ -11,11 +11,10 @@ common English function words on posts long enough for that check to mean someth
 
 from __future__ import annotations
 
-from typing import Literal
-
 import regex
 
-Lang = Literal["zh", "en", "other"]
+from schemas.records import Lang
+
 LANGS: tuple[Lang, ...] = ("zh", "en", "other")
 
 # Enough letters to decide; a 100k-char post is decided on its beginning, in bounded time.

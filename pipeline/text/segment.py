@@ -27,7 +27,7 @@ import stopwordsiso
 
 from pipeline.text import TextError
 from pipeline.text.clean import CleanText
-from pipeline.text.lang import Lang
+from schemas.records import Lang
 
 DEFAULT_MAX_CHARS = 5_000  # posts are cut to this at ingest (text_max_chars); a bound for the rest
 

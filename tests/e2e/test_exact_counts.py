@@ -17,6 +17,7 @@ from pipeline.kafka import distinct_keys, ensure_topics
 from pipeline.settings import Settings
 from pipeline.sinks.clickhouse import ClickHouseHistory
 from pipeline.sinks.redis_live import RedisLive
+from pipeline.text.clean import clean
 from schemas.records import Post
 from tests.e2e.conftest import WorkerFactory, wait_until
 from tests.e2e.tcp_proxy import TcpProxy
@@ -43,7 +44,8 @@ def produce(settings: Settings, n: int = N) -> list[Post]:
 
 def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:
     """What the scorer says, computed here independently of the workers."""
-    predictions = load_scorer(settings.model_path).predict([p.text for p in posts])
+    texts = [clean(p.text).content or p.text for p in posts]  # what the workers feed the model
+    predictions = load_scorer(settings.model_path).predict(texts)
     expected: Counter[tuple[str, str]] = Counter()
     for post, prediction in zip(posts, predictions, strict=True):
         for subject in subjects_of(post):

@@ -42,6 +42,7 @@ def make_posts(n: int, *, start: datetime = START) -> list[ScoredPost]:
                 sentiment=SENTIMENTS[i % len(SENTIMENTS)],
                 probabilities=SentimentProbabilities(negative=0.2, neutral=0.3, positive=0.5),
                 subjects=SUBJECT_SETS[i % len(SUBJECT_SETS)],
+                cluster_id=post.id,
                 model_id="test-model",
                 model_version="1",
                 scored_at=start + timedelta(minutes=30),
@@ -213,3 +214,28 @@ def with_sink(url: str, posts: list[ScoredPost]) -> None:
     with ClickHouseSink.from_url(url) as sink:
         sink.add(posts)
         sink.flush()
+
+
+def test_deduplicated_rollup_and_hot_words(clickhouse_url: str) -> None:
+    posts = make_posts(12)
+    noisy = [
+        p.model_copy(update={"terms": ("牛奶", f"词{i % 3}"), "duplicate": i % 4 == 1, "suspected_bot": i % 4 == 2})
+        for i, p in enumerate(posts)
+    ]
+    with ClickHouseSink(clickhouse_url) as sink, ClickHouseHistory(clickhouse_url) as history:
+        sink.add(noisy)
+        sink.flush()
+        sink.add(noisy)  # replayed
+        sink.flush()
+        kept = [p for p in noisy if p.counts_deduplicated]
+        raw = history.subject_sentiment_counts()
+        deduplicated = history.subject_sentiment_counts(deduplicated=True)
+        assert sum(raw.values()) == sum(len(p.subjects) for p in noisy)
+        assert sum(deduplicated.values()) == sum(len(p.subjects) for p in kept)
+        series = history.minute_series(START, subject="brand_a", deduplicated=True)
+        assert sum(a.count for a in series) == sum(1 for p in kept if "brand_a" in p.subjects)
+        words = history.hot_words("brand_a", START, n=2)
+        with_a = [p for p in kept if "brand_a" in p.subjects]
+        assert words[0] == ("牛奶", len(with_a))
+        assert len(words) == 2
+        assert history.hot_words("brand_a", START + timedelta(days=1)) == []

@@ -29,6 +29,7 @@ def scored(n: int, sentiment: Sentiment, subjects: tuple[str, ...], minutes_ago:
         sentiment=sentiment,
         probabilities=probs,
         subjects=subjects,
+        cluster_id=post.id,
         model_id="m",
         model_version="1",
         scored_at=NOW,
@@ -72,3 +73,32 @@ def test_failed_flush_keeps_its_buffer(settings: Settings) -> None:
     good.add([scored(1, "neutral", ("x",))])
     good.flush()
     assert RedisLive(settings).total(5) == 1
+
+
+def noisy(n: int, subjects: tuple[str, ...], terms: tuple[str, ...], *, duplicate: bool, bot: bool) -> ScoredPost:
+    base = scored(n, "negative", subjects)
+    return base.model_copy(update={"terms": terms, "duplicate": duplicate, "suspected_bot": bot})
+
+
+def test_deduplicated_counts_and_hot_words(settings: Settings) -> None:
+    posts = [noisy(1, ("乳业",), ("牛奶", "变质"), duplicate=False, bot=False)]
+    posts += [noisy(2 + i, ("乳业",), ("牛奶", "退货"), duplicate=True, bot=False) for i in range(3)]
+    posts += [noisy(10 + i, ("乳业",), ("抵制",), duplicate=False, bot=True) for i in range(4)]
+    posts += [noisy(20, ("乳业", "食品"), ("牛奶", "召回"), duplicate=False, bot=False)]
+    sink, live = RedisSink(settings), RedisLive(settings)
+    sink.add(posts)
+    sink.flush()
+    sink.add(posts)  # a replay changes neither series
+    sink.flush()
+
+    assert live.total(5) == 9
+    assert live.total(5, deduplicated=True) == 2
+    raw = live.window_counts(5, "乳业")
+    deduplicated = live.window_counts(5, "乳业", deduplicated=True)
+    assert sum(raw.values()) == 9 and sum(deduplicated.values()) == 2
+    # Hot words come from the deduplicated posts only: the copies' 退货 and the bots' 抵制 are absent.
+    assert live.hot_words("乳业", 5) == [("牛奶", 2), ("变质", 1), ("召回", 1)]
+    assert live.hot_words("食品", 5) == [("召回", 1), ("牛奶", 1)]
+    assert live.hot_words("*", 5)[0] == ("牛奶", 2)
+    minutes = live.hot_word_minutes("乳业", 3)
+    assert len(minutes) == 3 and minutes[-1] == {"牛奶": 2, "变质": 1, "召回": 1}

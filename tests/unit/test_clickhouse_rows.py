@@ -32,6 +32,7 @@ def scored(**post_fields: object) -> ScoredPost:
         sentiment="negative",
         probabilities=SentimentProbabilities(negative=0.7, neutral=0.2, positive=0.1),
         subjects=("brand_a", "brand_b"),
+        cluster_id=str(fields["id"]),
         model_id="m",
         model_version="3",
         scored_at=datetime(2024, 5, 1, 12, 5, 0, 5, tzinfo=UTC),
@@ -159,12 +160,14 @@ def test_driver_placeholders() -> None:
 
 def test_ddl_is_complete_and_templated() -> None:
     statements = ddl_statements("hist")
-    assert len(statements) == 3
+    assert len(statements) == 7
     joined = "\n".join(statements)
     code = "\n".join(line for line in joined.splitlines() if not line.lstrip().startswith("--"))
     assert "{db}" not in joined
     assert "hist.scored_posts" in statements[0] and "hist.minute_rollup" in statements[1]
     assert "MATERIALIZED VIEW" in statements[2] and "TO hist.minute_rollup" in statements[2]
+    assert "hist.minute_rollup_deduplicated" in statements[3] and "TO hist.minute_rollup_deduplicated" in statements[4]
+    assert "hist.hot_words" in statements[5] and "TO hist.hot_words" in statements[6]
     for column in COLUMNS:
         assert f"    {column} " in statements[0]
     # Things ClickHouse 18.16 cannot run (see shared/facts.md).

@@ -31,6 +31,7 @@ def _scored(post_id: str, hashtags: tuple[str, ...], second: int = 0) -> ScoredP
         sentiment="negative",
         probabilities=SentimentProbabilities(negative=1, neutral=0, positive=0),
         subjects=subjects_of(post),
+        cluster_id=post.id,
         model_id="m",
         model_version="1",
         scored_at=post.event_time,
