@@ -273,10 +273,14 @@ def eval_command(
 @click.option("--history", is_flag=True, help="Minute series from ClickHouse instead of live windows.")
 @click.option("--since", default="1h", show_default=True, help="History start: ISO time or a span back (90m, 2h).")
 @click.option("--until", default=None, help="History end (ISO time; default now).")
+@click.option("--hot-words", is_flag=True, help="The subject's top terms (and, live, emerging ones) instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def query(window: str, subject: str | None, history: bool, since: str, until: str | None, as_json: bool) -> None:
+def query(
+    window: str, subject: str | None, history: bool, since: str, until: str | None, hot_words: bool, as_json: bool
+) -> None:
     """Rolling aggregates (Redis) or minute history (ClickHouse)."""
     from pipeline.query import history_rows, parse_window, window_rows
+    from pipeline.sinks.redis_keys import ALL_SUBJECTS
 
     settings = get_settings()
     if history:
@@ -285,13 +289,24 @@ def query(window: str, subject: str | None, history: bool, since: str, until: st
         start = _parse_time(since)
         end = _parse_time(until) if until else None
         with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as store:
-            rows = history_rows(store.minute_series(start, end, subject))
+            if hot_words:
+                words = store.hot_words(subject, start, end)
+                rows = [{"term": term, "posts": n} for term, n in words]
+            else:
+                rows = history_rows(store.minute_series(start, end, subject))
         _print_rows(rows, as_json, f"minute history since {start.isoformat()}")
         return
     from pipeline.sinks.redis_live import RedisLive
 
     live = RedisLive(settings)
-    _print_rows(window_rows(live, parse_window(window), subject), as_json, f"last {window}")
+    minutes = parse_window(window)
+    if hot_words:
+        name = subject or ALL_SUBJECTS
+        emerging = dict(live.emerging_words(name))
+        rows = [{"term": t, "posts": n, "emerging": emerging.get(t, "")} for t, n in live.hot_words(name, minutes)]
+        _print_rows(rows, as_json, f"hot words of {name}, last {window}")
+        return
+    _print_rows(window_rows(live, minutes, subject), as_json, f"last {window}")
 
 
 def _parse_time(text: str) -> datetime:

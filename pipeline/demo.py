@@ -14,11 +14,14 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pipeline.ingest.producer import Ingestor
+from pipeline.ingest.synthetic import SyntheticFeed
 from pipeline.kafka import distinct_keys, ensure_topics
+from pipeline.query import window_rows
 from pipeline.services import redis_or_valkey, tansu_broker
 from pipeline.settings import Settings, settings_env
 from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
@@ -26,6 +29,8 @@ from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
 DEMO_PREFIX = "yqdemo"
 DEMO_DIR = Path(".yuqing/demo")
 DRAIN_TIMEOUT_S = 120.0
+DAY_MINUTES = 24 * 60
+DEMO_SUBJECTS = Path(str(resources.files("pipeline.subjects") / "demo.yaml"))
 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
@@ -48,18 +53,12 @@ def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> No
 
 
 class _Feed(threading.Thread):
-    """Runs the synthetic crisis feed in real time until stopped or its duration is over."""
+    """Runs one synthetic feed in real time, through its own producer, until stopped or done."""
 
-    def __init__(self, ingestor: Ingestor, rate: float, duration: float | None) -> None:
+    def __init__(self, settings: Settings, feed: SyntheticFeed, duration: float | None) -> None:
         super().__init__(name="yuqing-demo-feed", daemon=True)
-        from pipeline.ingest.synthetic import SyntheticFeed
-
-        # The crisis fills the middle of the run so it is seen rising and easing within the demo.
-        span = duration or 180.0
-        self._feed = SyntheticFeed(
-            "crisis", rate, seed=int(time.time()), start_s=0.3 * span, duration_s=0.5 * span, multiplier=8.0
-        )
-        self._ingestor = ingestor
+        self.ingestor = Ingestor(settings)
+        self._feed = feed
         self._duration = duration
         self.stopping = threading.Event()
 
@@ -67,16 +66,59 @@ class _Feed(threading.Thread):
         for post in self._feed.paced(self._duration):
             if self.stopping.is_set():
                 break
-            self._ingestor.submit(post.model_dump(mode="json"))
-        self._ingestor.flush()
+            self.ingestor.submit(post.model_dump(mode="json"))
+        self.ingestor.flush()
+
+
+class DemoFeeds:
+    """The demo's traffic: an organic feed with a crisis in the middle of the run, and a bot flood.
+
+    The flood (negative copies about 云帆手机 from fresh accounts) is the decoy: it inflates the raw
+    counts, while the deduplicated ones, which alerts read, count it once.
+    """
+
+    def __init__(self, settings: Settings, rate: float, duration: float | None) -> None:
+        span, seed = duration or 180.0, int(time.time())
+        crisis = SyntheticFeed(
+            "crisis", rate, seed=seed, start_s=0.3 * span, duration_s=0.5 * span, multiplier=8.0
+        )  # fmt: skip
+        flood = SyntheticFeed(
+            "bot-flood", rate * 0.1, seed=seed + 1, subject="云帆手机", start_s=0.15 * span,
+            every_s=span, burst_s=min(30.0, 0.2 * span), intensity=8.0, bursts=1,
+        )  # fmt: skip
+        self.feeds = [_Feed(settings, crisis, duration), _Feed(settings, flood, duration)]
+
+    def start(self) -> None:
+        for feed in self.feeds:
+            feed.start()
+
+    def is_alive(self) -> bool:
+        return any(feed.is_alive() for feed in self.feeds)
+
+    def join(self) -> None:
+        for feed in self.feeds:
+            feed.join()
+
+    def stop(self) -> None:
+        for feed in self.feeds:
+            feed.stopping.set()
+        self.join()
+
+    @property
+    def accepted(self) -> int:
+        return sum(feed.ingestor.stats.accepted for feed in self.feeds)
+
+    @property
+    def rejected(self) -> int:
+        return sum(feed.ingestor.stats.rejected for feed in self.feeds)
 
 
 def _wait_drained(live: RedisLive, expected: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
-    counted = live.total(60 * 24)
+    counted = live.total(DAY_MINUTES)
     while counted < expected and time.monotonic() < deadline:
         time.sleep(0.5)
-        counted = live.total(60 * 24)
+        counted = live.total(DAY_MINUTES)
     return counted
 
 
@@ -95,43 +137,57 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
                 "redis_prefix": DEMO_PREFIX,
                 "clickhouse_url": type(base.clickhouse_url)(f"chdb://{chdb_dir}"),
                 "worker_group": "yuqing-demo",
+                "subjects_file": DEMO_SUBJECTS,
             }
         )
-        delete_prefix(connect(settings), DEMO_PREFIX)
+        delete_prefix(connect(settings), DEMO_PREFIX)  # counts and the subject store: seeded anew
         ensure_topics(settings)
         worker = start_worker(settings, DEMO_DIR / "worker.log")
         stack.callback(stop_worker, worker)
-        ingestor = Ingestor(settings)
-        feed = _Feed(ingestor, rate, duration)
+        feeds = DemoFeeds(settings, rate, duration)
         live = RedisLive(settings)
-        feed.start()
+        feeds.start()
         try:
             if live_view:
                 from pipeline.demo_view import show_live
 
-                show_live(live, ingestor, feed, worker)
+                show_live(live, feeds, worker)
             else:
-                feed.join()
+                feeds.join()
         except KeyboardInterrupt:
-            feed.stopping.set()
-            feed.join()
-        accepted = ingestor.stats.accepted
-        redis_total = _wait_drained(live, accepted, DRAIN_TIMEOUT_S)
+            feeds.stop()
+        redis_total = _wait_drained(live, feeds.accepted, DRAIN_TIMEOUT_S)
         stop_worker(worker)
         scored = len(distinct_keys(settings, settings.topic_scored))
         from pipeline.sinks.clickhouse import ClickHouseHistory
 
         with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as history:
             clickhouse_total = history.total_posts()
-        top = live.top_subjects(60 * 24, 5)
+        subjects = subject_summary(live, DAY_MINUTES)
     return {
-        "ingested": accepted,
-        "rejected": ingestor.stats.rejected,
+        "ingested": feeds.accepted,
+        "rejected": feeds.rejected,
         "scored": scored,
         "redis_total": redis_total,
+        "redis_deduplicated": live.total(DAY_MINUTES, deduplicated=True),
         "clickhouse_total": clickhouse_total,
         "alerts": [],
-        "top_subjects": dict(top),
+        "subjects": subjects,
         "seconds": round(time.monotonic() - started, 1),
         "worker_exit_code": worker.returncode,
     }
+
+
+def subject_summary(live: RedisLive, minutes: int, hot_words: int = 5) -> dict[str, dict[str, Any]]:
+    """Per subject over the window: raw and deduplicated posts, negative share, top hot words."""
+    summary = {}
+    for row in window_rows(live, minutes):
+        name = row["subject"]
+        words = live.hot_words(name, minutes, hot_words)
+        summary[name] = {
+            "raw": row["total"],
+            "deduplicated": row["deduplicated"],
+            "negative_share": row["deduplicated_negative_share"],
+            "hot_words": [term for term, _count in words],
+        }
+    return summary

@@ -1,54 +1,61 @@
-"""The demo's live terminal view: what was ingested, what Redis counted, and each subject's mood."""
+"""The demo's live terminal view: what was ingested, each subject's raw and deduplicated mood, hot words."""
 
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.ingest.producer import Ingestor
 from pipeline.query import window_rows
 from pipeline.services import ServiceError
 from pipeline.sinks.redis_live import RedisLive
 
+if TYPE_CHECKING:
+    from pipeline.demo import DemoFeeds
 
-def _render(live: RedisLive, ingestor: Ingestor, elapsed: float) -> Group:
-    rows = window_rows(live, 5)
+WINDOW_MINUTES = 5
+COLUMNS = ("subject", "raw", "deduplicated", "negative", "neutral", "positive", "negative share*", "hot words*")
+
+
+def _render(live: RedisLive, feeds: DemoFeeds, elapsed: float) -> Group:
+    rows = window_rows(live, WINDOW_MINUTES)
     counted = next((r["total"] for r in rows if r["subject"] == "*"), 0)
     header = Text(
-        f"yuqing demo  {elapsed:5.0f}s   ingested {ingestor.stats.accepted}   "
-        f"rejected {ingestor.stats.rejected}   counted in Redis (5m) {counted}   Ctrl-C stops",
+        f"yuqing demo  {elapsed:5.0f}s   ingested {feeds.accepted}   rejected {feeds.rejected}   "
+        f"counted in Redis ({WINDOW_MINUTES}m) {counted}   Ctrl-C stops",
         style="bold",
     )
-    table = Table(title="last 5 minutes by subject (live, from Redis)")
-    for column in ("subject", "total", "negative", "neutral", "positive", "negative share"):
-        table.add_column(column, justify="left" if column == "subject" else "right")
+    table = Table(title=f"last {WINDOW_MINUTES} minutes by subject (live, from Redis)", caption="* deduplicated")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("subject", "hot words*") else "right")
     for row in rows[:12]:
-        share = row["negative_share"]
-        style = "bold red" if share >= 0.6 and row["total"] >= 20 else ""
+        share = row["deduplicated_negative_share"]
+        words = " ".join(term for term, _ in live.hot_words(row["subject"], WINDOW_MINUTES, 5))
         table.add_row(
             row["subject"],
             str(row["total"]),
+            str(row["deduplicated"]),
             str(row["negative"]),
             str(row["neutral"]),
             str(row["positive"]),
             f"{share:.0%}",
-            style=style,
+            words,
+            style="bold red" if share >= 0.6 and row["deduplicated"] >= 20 else "",
         )
     return Group(header, table)
 
 
-def show_live(live: RedisLive, ingestor: Ingestor, feed: threading.Thread, worker: subprocess.Popen[bytes]) -> None:
-    """Refresh once a second until the feed ends (or Ctrl-C, which the caller handles)."""
+def show_live(live: RedisLive, feeds: DemoFeeds, worker: subprocess.Popen[bytes]) -> None:
+    """Refresh once a second until the feeds end (or Ctrl-C, which the caller handles)."""
     started = time.monotonic()
-    with Live(_render(live, ingestor, 0), refresh_per_second=2) as view:
-        while feed.is_alive():
+    with Live(_render(live, feeds, 0), refresh_per_second=2) as view:
+        while feeds.is_alive():
             if worker.poll() is not None:
                 raise ServiceError(f"the worker exited with code {worker.returncode}; see .yuqing/demo/worker.log")
             time.sleep(1)
-            view.update(_render(live, ingestor, time.monotonic() - started))
+            view.update(_render(live, feeds, time.monotonic() - started))

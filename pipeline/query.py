@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from pipeline.errors import YuqingError
@@ -35,16 +35,36 @@ def _row(subject: str, by_sentiment: dict[str, int]) -> dict[str, Any]:
     total = sum(by_sentiment.values())
     row: dict[str, Any] = {"subject": subject, "total": total}
     row.update({s: by_sentiment.get(s, 0) for s in SENTIMENTS})
-    row["negative_share"] = round(by_sentiment.get("negative", 0) / total, 4) if total else 0.0
+    row["negative_share"] = _share(by_sentiment.get("negative", 0), total)
     return row
 
 
-def window_rows(live: RedisLive, minutes: int, subject: str | None = None) -> list[dict[str, Any]]:
-    """Per-subject sentiment counts over the window, busiest first; ``*`` is every post once."""
+def _share(part: int, total: int) -> float:
+    return round(part / total, 4) if total else 0.0
+
+
+def _by_subject(counts: Counter[tuple[str, str, str]]) -> dict[str, dict[str, int]]:
     per_subject: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (subj, _platform, sentiment), count in live.window_counts(minutes, subject).items():
-        per_subject[subj][sentiment] += count
-    rows = [_row(subj, counts) for subj, counts in per_subject.items()]
+    for (subject, _platform, sentiment), count in counts.items():
+        per_subject[subject][sentiment] += count
+    return per_subject
+
+
+def window_rows(live: RedisLive, minutes: int, subject: str | None = None) -> list[dict[str, Any]]:
+    """Per-subject sentiment counts over the window, busiest first; ``*`` is every post once.
+
+    The sentiment columns are raw counts; ``deduplicated`` counts each near-duplicate cluster once
+    and leaves suspected bots out, and ``deduplicated_negative_share`` is the share alerts watch.
+    """
+    deduplicated = _by_subject(live.window_counts(minutes, subject, deduplicated=True))
+    rows = []
+    for name, counts in _by_subject(live.window_counts(minutes, subject)).items():
+        kept = deduplicated.get(name, {})
+        kept_total = sum(kept.values())
+        row = _row(name, counts)
+        row["deduplicated"] = kept_total
+        row["deduplicated_negative_share"] = _share(kept.get("negative", 0), kept_total)
+        rows.append(row)
     return sorted(rows, key=lambda r: (r["subject"] != ALL_SUBJECTS, -r["total"], r["subject"]))
 
 

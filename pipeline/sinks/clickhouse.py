@@ -182,9 +182,12 @@ class ClickHouseHistory(_OnEngine):
         return {(row["subject"], row["sentiment"]): int(row["n"]) for row in rows}
 
     def hot_words(
-        self, subject: str, since: datetime, until: datetime | None = None, n: int = 20
+        self, subject: str | None, since: datetime, until: datetime | None = None, n: int = 20
     ) -> list[tuple[str, int]]:
-        """The ``n`` terms used by most (deduplicated) posts about ``subject`` with ``since <= minute < until``."""
+        """The ``n`` terms used by most (deduplicated) posts about ``subject`` (None: any) in the minutes.
+
+        Merging the per-subject sets of post ids counts a post with several subjects once.
+        """
         where, params = _minute_filter(since, until, subject)
         rows = self._select(
             "SELECT term, uniqExactMerge(posts) AS n FROM {db}.hot_words"

@@ -35,6 +35,12 @@ def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str)
     assert summary["scored"] == summary["ingested"]
     assert summary["redis_total"] == summary["clickhouse_total"] == summary["scored"]
     assert summary["worker_exit_code"] == 0
+    subjects = summary["subjects"]
+    assert {"星河乳业", "云帆手机"} <= subjects.keys()  # the demo's monitored subjects
+    assert subjects["*"]["raw"] == summary["redis_total"] >= summary["redis_deduplicated"]
+    flooded = subjects["云帆手机"]  # the bot flood's copies count in the raw series only
+    assert flooded["raw"] > flooded["deduplicated"] + 20
+    assert subjects["星河乳业"]["hot_words"]
 
 
 def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:

@@ -239,3 +239,4 @@ def test_deduplicated_rollup_and_hot_words(clickhouse_url: str) -> None:
         assert words[0] == ("牛奶", len(with_a))
         assert len(words) == 2
         assert history.hot_words("brand_a", START + timedelta(days=1)) == []
+        assert history.hot_words(None, START, n=1) == [("牛奶", len(kept))]  # each post once, whatever its subjects
