@@ -112,9 +112,11 @@ class Alert(Record):
     kind: Literal["negative_surge", "volume_burst", "sentiment_flip"]
     state: Literal["opened", "updated", "resolved"]
     severity: Literal["info", "warning", "critical"]
-    started_at: UtcDatetime
+    started_at: UtcDatetime = Field(description="The minute the surge started (event time).")
     updated_at: UtcDatetime
     evidence: dict[str, object] = Field(default_factory=dict)
+    acknowledged_by: str | None = Field(None, max_length=128, description="Who acknowledged it, if anyone.")
+    acknowledged_at: UtcDatetime | None = None
 
 
 class Rejection(Record):

@@ -196,6 +196,47 @@ class ClickHouseHistory(_OnEngine):
         )
         return [(row["term"], int(row["n"])) for row in rows]
 
+    def posts(
+        self,
+        since: datetime,
+        until: datetime | None = None,
+        subject: str | None = None,
+        *,
+        sentiment: str | None = None,
+        platform: str | None = None,
+        deduplicated: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Scored posts behind a number: newest first, one row per post id, with noise flags."""
+        where = ["minute >= toDateTime({since:UInt32})"]
+        params: dict[str, Param] = {"since": _epoch(since), "limit": max(limit, 0), "offset": max(offset, 0)}
+        if until is not None:
+            where.append("minute < toDateTime({until:UInt32})")
+            params["until"] = _epoch(until)
+        for column, value in (("sentiment", sentiment), ("platform", platform)):
+            if value is not None:
+                where.append(f"{column} = {{{column}:String}}")
+                params[column] = value
+        if subject is not None:
+            where.append("has(subjects, {subject:String})")
+            params["subject"] = subject
+        if deduplicated:
+            where.append("is_duplicate = 0 AND suspected_bot = 0")
+        # LIMIT 1 BY post_id: a replayed post not yet merged away shows once. 18.16 has no OFFSET.
+        rows = self._select(
+            "SELECT post_id, platform, author_id, text, toUnixTimestamp(event_time) AS event_ts, subjects,"
+            " sentiment, p_negative, p_neutral, p_positive, likes, reposts, comments, cluster_id,"
+            " is_duplicate, suspected_bot, noise_reasons, detected_lang, url"
+            f" FROM {{db}}.scored_posts WHERE {' AND '.join(where)}"
+            " ORDER BY event_time DESC, post_id LIMIT 1 BY post_id LIMIT {offset:UInt32}, {limit:UInt32}",
+            params,
+        )
+        for row in rows:
+            row["event_time"] = datetime.fromtimestamp(int(row.pop("event_ts")), UTC).isoformat()
+            row["is_duplicate"], row["suspected_bot"] = bool(int(row["is_duplicate"])), bool(int(row["suspected_bot"]))
+        return rows
+
     def _select(self, sql: str, params: dict[str, Param] | None = None) -> list[dict[str, Any]]:
         # An empty store reads as empty, not as "table does not exist".
         if not self._schema_ready:

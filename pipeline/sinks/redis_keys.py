@@ -41,6 +41,36 @@ class RedisKeys:
     def hot(self, minute: datetime, subject: str) -> str:
         return f"{self.prefix}:hot:{minute_stamp(minute)}:{subject}"
 
+    def alert(self, alert_id: str) -> str:
+        return f"{self.prefix}:alert:{alert_id}"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}:alerts"
+
+    @property
+    def alert_stream(self) -> str:
+        return f"{self.prefix}:alerts:stream"
+
+    @property
+    def alert_channel(self) -> str:
+        return f"{self.prefix}:alerts:live"
+
+    @property
+    def alert_deliveries(self) -> str:
+        return f"{self.prefix}:alerts:deliveries"
+
+    @property
+    def detection_dropped(self) -> str:
+        return f"{self.prefix}:detection:dropped"
+
+    def negative_posts(self, minute: datetime, subject: str) -> str:
+        return f"{self.prefix}:neg:{minute_stamp(minute)}:{subject}"
+
+    @property
+    def negative_posts_prefix(self) -> str:
+        return f"{self.prefix}:neg:"
+
     @property
     def subjects(self) -> str:
         return f"{self.prefix}:subjects"

@@ -158,6 +158,26 @@ class RedisLive:
                     counts[split] += int(value)
         return counts
 
+    def series(
+        self, minutes: int, subject: str = ALL_SUBJECTS, now: datetime | None = None, *, deduplicated: bool = False
+    ) -> list[tuple[datetime, Counter[tuple[str, str]]]]:
+        """Per minute, oldest first (the last is the current, partial minute): posts of ``subject``
+        per (platform, sentiment)."""
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
+        window = list(reversed(self.window_minutes(minutes, now)))
+        pipe = self._client.pipeline(transaction=False)
+        for minute in window:
+            pipe.hgetall(key(minute))
+        result = []
+        for minute, bucket in zip(window, pipe.execute(), strict=True):
+            counts: Counter[tuple[str, str]] = Counter()
+            for field, value in bucket.items():
+                name, platform, sentiment = split_field(field)
+                if name == subject:
+                    counts[(platform, sentiment)] += int(value)
+            result.append((minute, counts))
+        return result
+
     def total(self, minutes: int, now: datetime | None = None, *, deduplicated: bool = False) -> int:
         """Distinct posts counted in the window."""
         return sum(self.window_counts(minutes, ALL_SUBJECTS, now, deduplicated=deduplicated).values())

@@ -240,3 +240,24 @@ def test_deduplicated_rollup_and_hot_words(clickhouse_url: str) -> None:
         assert len(words) == 2
         assert history.hot_words("brand_a", START + timedelta(days=1)) == []
         assert history.hot_words(None, START, n=1) == [("牛奶", len(kept))]  # each post once, whatever its subjects
+
+
+def test_posts_behind_a_number_page_and_filter(clickhouse_url: str) -> None:
+    posts = make_posts(30)
+    with ClickHouseSink(clickhouse_url) as sink, ClickHouseHistory(clickhouse_url) as history:
+        sink.add(posts)
+        sink.flush()
+        sink.add(posts)  # replayed rows still show once
+        sink.flush()
+        about_a = [p for p in posts if "brand_a" in p.subjects]
+        first = history.posts(START, subject="brand_a", limit=4)
+        rest = history.posts(START, subject="brand_a", limit=100, offset=4)
+        ids = [row["post_id"] for row in first + rest]
+        assert sorted(ids) == sorted(p.post.id for p in about_a) and len(set(ids)) == len(ids)
+        newest = max(about_a, key=lambda p: (p.post.event_time, p.post.id))
+        assert first[0]["event_time"] == newest.post.event_time.replace(microsecond=0).isoformat()
+        negative = history.posts(START, sentiment="negative", platform="weibo", subject=ODD_SUBJECT, limit=100)
+        expected = {p.post.id for p in posts if p.sentiment == "negative" and p.post.platform == "weibo"}
+        assert {row["post_id"] for row in negative} == {i for i in expected if any(
+            p.post.id == i and ODD_SUBJECT in p.subjects for p in posts)}  # fmt: skip
+        assert history.posts(START, subject="nobody") == []
