@@ -59,7 +59,7 @@ class AlertStore:
             raise AlertNotFoundError(f"no alert with id {alert_id!r}")
         return alert
 
-    def list(
+    def find(
         self, subject: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[Alert]:
         """Alerts, most recently updated first, optionally of one subject and/or state."""
