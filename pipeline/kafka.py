@@ -62,18 +62,23 @@ def make_producer(settings: Settings) -> KafkaProducer:
         raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc
 
 
-def distinct_keys(settings: Settings, topic: str) -> set[bytes]:
-    """Every distinct message key in ``topic`` now, read without joining a consumer group."""
+def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) in ``topic`` now, read without joining a consumer group."""
     consumer = KafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False, group_id=None)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        keys: set[bytes] = set()
+        records: list[tuple[bytes | None, bytes | None]] = []
         while any(consumer.position(tp) < end[tp] for tp in partitions):
-            for records in consumer.poll(timeout_ms=1000, max_records=5000).values():
-                keys.update(r.key for r in records if r.key is not None)
-        return keys
+            for batch in consumer.poll(timeout_ms=1000, max_records=5000).values():
+                records.extend((r.key, r.value) for r in batch)
+        return records
     finally:
         consumer.close()
+
+
+def distinct_keys(settings: Settings, topic: str) -> set[bytes]:
+    """Every distinct message key in ``topic`` now."""
+    return {key for key, _value in read_topic(settings, topic) if key is not None}

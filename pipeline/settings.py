@@ -58,6 +58,19 @@ class Settings(BaseSettings):
     noise_flood_min_authors: int = Field(8, ge=2, description="Authors of one text within 2 min that make a flood.")
     noise_burst_max_posts: int = Field(20, ge=2, description="Posts per minute above which an author is in a burst.")
 
+    # Alerts (issue 5)
+    alerts_enabled: bool = Field(True, description="Run the detectors (in the leader worker of the group).")
+    alerts_interval_s: float = Field(5.0, gt=0, description="How often the detectors look at the live minute.")
+    alerts_config_file: Path | None = Field(None, description="YAML/JSON detector thresholds, per subject too.")
+    alert_webhooks: str = Field("", description="Webhook URLs that get every alert event, comma separated.")
+    alert_webhook_secret: SecretStr = Field(SecretStr(""), description="HMAC-SHA256 key that signs webhook bodies.")
+    detection_future_tolerance_s: float = Field(
+        120.0, ge=0, description="Posts stamped further ahead than this are left out of detection and live counts."
+    )
+    detection_max_lateness_s: float = Field(
+        900.0, gt=0, description="Posts arriving later than this after their event time are left out of detection."
+    )
+
     # Model runtime (Transformer models; the baseline ignores these)
     device: str = Field(
         "auto", description="Where the model runs: auto (cuda if torch sees a GPU, else cpu), cpu, cuda:N."
@@ -70,6 +83,17 @@ class Settings(BaseSettings):
     model_labels: str = Field(
         "", description="Sentiment per class index, comma separated, for a model folder whose config says LABEL_0…"
     )
+
+    # API (issue 6)
+    api_host: str = Field("127.0.0.1", description="Address `yuqing api` listens on.")
+    api_port: int = Field(8300, ge=0, le=65535, description="Port `yuqing api` listens on (0: any free port).")
+    api_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="API tokens as comma-separated token:scope pairs, scope read or admin. Empty: anyone may "
+        "read without a token and nobody may change anything (the local demo).",
+    )
+    api_cors_origins: str = Field("", description="Origins allowed cross-site (CORS), comma separated; empty: none.")
+    dashboard_url: str = Field("http://127.0.0.1:8300", description="Public base URL of the dashboard (alert links).")
 
     # Fault injection for the crash tests: exit hard after this many sink flushes, before the commit.
     test_crash_after_flushes: int = Field(0, ge=0, description="Test only: crash after N flushes (0 = never).")

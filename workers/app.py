@@ -25,6 +25,7 @@ from pipeline.sinks.factory import build_sinks
 from pipeline.sinks.redis_live import connect
 from pipeline.subjects.store import SubjectStore
 from schemas.records import Post, Rejection
+from workers.alerting import Alerting
 from workers.model.options import RuntimeOptions
 from workers.preparer import Preparer
 from workers.runtime import ScoringRuntime
@@ -78,6 +79,13 @@ class Pipeline:
         self.flushes = 0
         self.app.agent(self.raw, name="score")(self.score_agent)
         self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
+        self.alerting: Alerting | None = None
+        if settings.alerts_enabled:
+            alerts = self.app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, value_serializer="raw")
+            self.alerting = Alerting(settings, alerts)
+            # On the leader only: one detector per group, whatever the number of workers.
+            self.app.timer(settings.alerts_interval_s, on_leader=True, name="detect")(self.alerting.tick)
+            self.app.on_before_shutdown.connect(self._stop_alerting)
 
     @property
     def runtime(self) -> ScoringRuntime:
@@ -152,6 +160,10 @@ class Pipeline:
             self.flushes += 1
             if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
                 _fatal(f"test crash after {self.flushes} flushes")
+
+    async def _stop_alerting(self, *_: Any, **__: Any) -> None:
+        if self.alerting is not None:
+            await self.alerting.stop()
 
     async def _flush_all(self) -> None:
         """Flush every sink, retrying a failing one with backoff until its store is back."""

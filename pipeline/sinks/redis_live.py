@@ -10,6 +10,7 @@ from typing import cast
 
 import redis
 
+from pipeline.alerts.series import EventTimeGate
 from pipeline.hotwords import emerging_terms, top_terms
 from pipeline.settings import Settings
 from pipeline.sinks.base import SinkError, minute_of
@@ -18,43 +19,79 @@ from schemas.records import ScoredPost
 
 # One atomic script per flush. A post id is counted only if its "seen" marker did not exist, and
 # the marker is set in the same step as the counts, so a replayed batch never counts twice and a
-# crash can never leave a batch half counted. Raw counts take every post; the deduplicated hash and
-# the hot words only posts that count once per near-duplicate cluster and are not bots.
-# ARGV: seen, minute, deduplicated, top and hot prefixes, marker ttl, then per post:
-#   id, minute stamp, bucket expiry (epoch s), deduplicated (0/1), n subjects, m terms,
+# crash can never leave a batch half counted. Raw counts take every post; the deduplicated hash, the
+# hot words and the evidence posts only posts that count once per near-duplicate cluster and are not
+# bots. A post the event-time gate refuses (``gate`` not empty) is counted under its reason in the
+# detection-dropped hash; one too far in the future is kept out of every live minute.
+# ARGV: seen, minute, deduplicated, top, hot and negative-post prefixes, the dropped hash, marker ttl,
+#   evidence posts kept per subject-minute, then per post: id, minute stamp, bucket expiry (epoch s),
+#   deduplicated (0/1), gate reason, n subjects, m terms, evidence member ('' for none), engagement,
 #   then n (subject, field) pairs (the first is the "*" total), then m terms.
 _COUNT_SCRIPT = """
-local seen_prefix, min_prefix, dmin_prefix, top_prefix, hot_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local ttl = tonumber(ARGV[6])
-local counted, i = 0, 7
+local seen_prefix, min_prefix, dmin_prefix, top_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local hot_prefix, neg_prefix, dropped = ARGV[5], ARGV[6], ARGV[7]
+local ttl, keep_posts = tonumber(ARGV[8]), tonumber(ARGV[9])
+local counted, i = 0, 10
 while i <= #ARGV do
-  local id, stamp, expire_at, kept = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1'
-  local n, m = tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
-  local first_term = i + 6 + 2 * n
+  local id, stamp, expire_at, kept, gate = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1', ARGV[i+4]
+  local n, m, evidence, engagement = tonumber(ARGV[i+5]), tonumber(ARGV[i+6]), ARGV[i+7], tonumber(ARGV[i+8])
+  local first_term = i + 9 + 2 * n
   if redis.call('SET', seen_prefix .. id, '1', 'NX', 'EX', ttl) then
-    local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
-    for j = 0, n - 1 do
-      local subject, field = ARGV[i+6+2*j], ARGV[i+7+2*j]
-      redis.call('HINCRBY', hkey, field, 1)
-      if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
-      if kept then
-        redis.call('HINCRBY', dkey, field, 1)
-        if m > 0 then
-          local hot = hot_prefix .. stamp .. ':' .. subject
-          for t = 0, m - 1 do redis.call('ZINCRBY', hot, 1, ARGV[first_term+t]) end
-          redis.call('EXPIREAT', hot, expire_at)
+    if gate ~= '' then redis.call('HINCRBY', dropped, gate, 1) end
+    if gate ~= 'too_far_future' then
+      local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
+      for j = 0, n - 1 do
+        local subject, field = ARGV[i+9+2*j], ARGV[i+10+2*j]
+        redis.call('HINCRBY', hkey, field, 1)
+        if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
+        if kept then
+          redis.call('HINCRBY', dkey, field, 1)
+          if m > 0 then
+            local hot = hot_prefix .. stamp .. ':' .. subject
+            for t = 0, m - 1 do redis.call('ZINCRBY', hot, 1, ARGV[first_term+t]) end
+            redis.call('EXPIREAT', hot, expire_at)
+          end
+          if evidence ~= '' and j > 0 then
+            local neg = neg_prefix .. stamp .. ':' .. subject
+            redis.call('ZADD', neg, engagement, evidence)
+            redis.call('ZREMRANGEBYRANK', neg, 0, -(keep_posts + 1))
+            redis.call('EXPIREAT', neg, expire_at)
+          end
         end
       end
+      redis.call('EXPIREAT', hkey, expire_at)
+      if kept then redis.call('EXPIREAT', dkey, expire_at) end
+      if n > 1 then redis.call('EXPIREAT', zkey, expire_at) end
     end
-    redis.call('EXPIREAT', hkey, expire_at)
-    if kept then redis.call('EXPIREAT', dkey, expire_at) end
-    if n > 1 then redis.call('EXPIREAT', zkey, expire_at) end
     counted = counted + 1
   end
   i = first_term + m
 end
 return counted
 """
+EVIDENCE_POSTS_PER_MINUTE = 10
+EVIDENCE_TEXT_CHARS = 280
+
+
+def engagement_of(scored: ScoredPost) -> int:
+    """How much a post was engaged with: the ranking of evidence posts."""
+    engagement = scored.post.engagement
+    return engagement.likes + engagement.reposts + engagement.comments
+
+
+def evidence_member(scored: ScoredPost) -> str:
+    """A negative post as alert evidence: a compact JSON member of the subject-minute's sorted set."""
+    post = scored.post
+    item = {
+        "post_id": post.id,
+        "platform": post.platform,
+        "author_id": post.author_id,
+        "text": post.text[:EVIDENCE_TEXT_CHARS],
+        "event_time": post.event_time.isoformat(),
+        "engagement": engagement_of(scored),
+        "p_negative": round(scored.probabilities.negative, 3),
+    }
+    return json.dumps(item, ensure_ascii=False, sort_keys=True)
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -88,6 +125,7 @@ class RedisSink:
         self._marker_ttl = settings.dedup_marker_ttl_s
         self._retention = settings.live_retention_s
         self._script = self._client.register_script(_COUNT_SCRIPT)
+        self._gate = EventTimeGate(settings.detection_future_tolerance_s, settings.detection_max_lateness_s)
         self._buffer: list[ScoredPost] = []
         self.counted_last_flush = 0
 
@@ -96,15 +134,18 @@ class RedisSink:
 
     def _script_args(self) -> list[str | int]:
         k = self._keys
-        args: list[str | int] = [
-            k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix, self._marker_ttl
-        ]  # fmt: skip
+        args: list[str | int] = [k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix]
+        args += [k.negative_posts_prefix, k.detection_dropped, self._marker_ttl, EVIDENCE_POSTS_PER_MINUTE]
         for scored in self._buffer:
             post = scored.post
             minute = minute_of(post.event_time)
             subjects = (ALL_SUBJECTS, *scored.subjects)
+            # Judged against when the post was scored, not now, so a replay gives the same answer.
+            gate = self._gate.check(post.event_time, scored.scored_at) or ""
+            evidence = evidence_member(scored) if scored.sentiment == "negative" else ""
             args += [post.id, minute_stamp(minute), int(minute.timestamp()) + self._retention]
-            args += [int(scored.counts_deduplicated), len(subjects), len(scored.terms)]
+            args += [int(scored.counts_deduplicated), gate, len(subjects), len(scored.terms)]
+            args += [evidence, engagement_of(scored)]
             for subject in subjects:
                 args += [subject, bucket_field(subject, post.platform, scored.sentiment)]
             args += scored.terms
@@ -177,6 +218,31 @@ class RedisLive:
                     counts[(platform, sentiment)] += int(value)
             result.append((minute, counts))
         return result
+
+    def subject_minutes(
+        self, minutes: Sequence[datetime], *, deduplicated: bool = True
+    ) -> list[dict[str, Counter[str]]]:
+        """Per minute given: each subject's posts per sentiment (``*`` included), in one round trip."""
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
+        pipe = self._client.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(key(minute))
+        result = []
+        for bucket in pipe.execute():
+            per_subject: dict[str, Counter[str]] = {}
+            for field, value in bucket.items():
+                subject, _platform, sentiment = split_field(field)
+                per_subject.setdefault(subject, Counter())[sentiment] += int(value)
+            result.append(per_subject)
+        return result
+
+    def negative_posts(self, subject: str, minutes: Sequence[datetime], n: int = 5) -> list[dict[str, object]]:
+        """The ``n`` most engaged deduplicated negative posts of ``subject`` in those minutes."""
+        keys = [self._keys.negative_posts(minute, subject) for minute in minutes]
+        if not keys:
+            return []
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return [json.loads(member) for member, _score in rows[::-1][:n]]
 
     def total(self, minutes: int, now: datetime | None = None, *, deduplicated: bool = False) -> int:
         """Distinct posts counted in the window."""

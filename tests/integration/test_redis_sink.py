@@ -9,7 +9,7 @@ import redis
 from pipeline.settings import Settings
 from pipeline.sinks.base import SinkError
 from pipeline.sinks.redis_live import RedisLive, RedisSink
-from schemas.records import Post, ScoredPost, Sentiment, SentimentProbabilities
+from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -102,3 +102,28 @@ def test_deduplicated_counts_and_hot_words(settings: Settings) -> None:
     assert live.hot_words("*", 5)[0] == ("牛奶", 2)
     minutes = live.hot_word_minutes("乳业", 3)
     assert len(minutes) == 3 and minutes[-1] == {"牛奶": 2, "变质": 1, "召回": 1}
+
+
+def test_event_time_gate_and_evidence_posts(settings: Settings) -> None:
+    sink, live = RedisSink(settings), RedisLive(settings)
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    future = scored(1, "negative", ("乳业",)).model_copy(update={"scored_at": NOW - timedelta(hours=1)})
+    late = scored(2, "negative", ("乳业",), minutes_ago=30)  # scored now, posted 30 minutes ago
+    liked = []
+    for i in range(14):
+        base = noisy(10 + i, ("乳业",), (), duplicate=False, bot=False)
+        liked.append(
+            base.model_copy(update={"post": base.post.model_copy(update={"engagement": Engagement(likes=i * 10)})})
+        )
+    copy = noisy(50, ("乳业",), (), duplicate=True, bot=False)
+    sink.add([future, late, *liked, copy])
+    sink.flush()
+    sink.add([future, late])  # replays count no reason twice
+    sink.flush()
+    assert client.hgetall(f"{settings.redis_prefix}:detection:dropped") == {"too_far_future": "1", "too_late": "1"}
+    assert live.total(60) == 1 + 14 + 1  # the far-future post is in no live minute; the late one is
+    stamp = NOW.strftime("%Y%m%d%H%M")
+    kept = client.zrevrange(f"{settings.redis_prefix}:neg:{stamp}:乳业", 0, -1, withscores=True)
+    assert len(kept) == 10  # the most engaged deduplicated negatives of the minute
+    assert [int(score) for _member, score in kept] == [i * 10 for i in range(13, 3, -1)]
+    assert json.loads(kept[0][0])["post_id"] == "p23" and all("p50" not in m for m, _ in kept)

@@ -1,0 +1,151 @@
+"""Webhook delivery of alert events: signed, retried with backoff, recorded, and never in the way.
+
+``submit`` only puts the event on a bounded queue; background tasks post it to every URL, so a slow
+or dead receiver costs the pipeline nothing (when the queue is full the event is recorded as
+dropped for that receiver rather than waited for). Each attempt is recorded through ``record``.
+
+Receivers verify ``X-Yuqing-Signature: sha256=<hex>``, an HMAC-SHA256 with the shared secret over
+``"<X-Yuqing-Timestamp>." + body`` (``verify_signature``), so a body cannot be forged or replayed
+with another time. ``X-Yuqing-Delivery`` is the same for every attempt of one event: the key a
+receiver deduplicates retries by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from schemas.records import Alert
+
+log = logging.getLogger(__name__)
+Recorder = Callable[[str, str, int, str, str], None]  # alert id, channel, attempt, outcome, detail
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, timestamp: str, body: bytes, signature: str, max_age_s: float = 300.0) -> bool:
+    """What a receiver checks: the signature matches and the timestamp is recent."""
+    try:
+        fresh = abs(time.time() - float(timestamp)) <= max_age_s
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+class WebhookDispatcher:
+    """Delivers alerts to webhook URLs from background tasks of the running event loop."""
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        secret: bytes,
+        record: Recorder,
+        *,
+        attempts: int = 5,
+        first_delay_s: float = 0.5,
+        timeout_s: float = 5.0,
+        queue_size: int = 1_000,
+        concurrency: int = 8,
+    ) -> None:
+        self.urls = [url for url in urls if url]
+        self._secret = secret
+        self._record = record
+        self._attempts = attempts
+        self._first_delay = first_delay_s
+        self._timeout = timeout_s
+        self._queue: asyncio.Queue[tuple[Alert, str]] = asyncio.Queue(queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+        self._concurrency = concurrency
+        self._client: httpx.AsyncClient | None = None
+
+    def start(self) -> None:
+        if self._workers or not self.urls:
+            return
+        self._client = httpx.AsyncClient(timeout=self._timeout)
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+
+    def submit(self, alert: Alert) -> None:
+        for url in self.urls:
+            try:
+                self._queue.put_nowait((alert, url))
+            except asyncio.QueueFull:
+                asyncio.get_running_loop().run_in_executor(
+                    None, self._record_safely, alert, url, 0, "dropped", "delivery queue full"
+                )
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait (bounded) for queued deliveries, e.g. before the worker stops."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+        except TimeoutError:
+            log.warning("webhook deliveries still queued at shutdown: %d", self._queue.qsize())
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _work(self) -> None:
+        while True:
+            alert, url = await self._queue.get()
+            try:
+                await self._deliver(alert, url)
+            except Exception:  # a bug in one delivery must not stop the others
+                log.exception("webhook delivery of alert %s to %s failed", alert.id, url)
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, alert: Alert, url: str) -> None:
+        assert self._client is not None
+        body = alert.model_dump_json().encode()
+        delivery = f"{alert.id}:{alert.state}:{alert.updated_at.isoformat()}"
+        delay = self._first_delay
+        for attempt in range(1, self._attempts + 1):
+            timestamp = str(int(time.time()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Yuqing-Event": f"alert.{alert.state}",
+                "X-Yuqing-Delivery": delivery,
+                "X-Yuqing-Timestamp": timestamp,
+                "X-Yuqing-Signature": sign(self._secret, timestamp, body),
+            }
+            try:
+                response = await self._client.post(url, content=body, headers=headers)
+                outcome, detail = _judge(response.status_code)
+            except httpx.HTTPError as exc:
+                outcome, detail = "retry", f"{type(exc).__name__}: {exc}"
+            last = attempt == self._attempts
+            final = "failed" if outcome == "retry" and last else outcome
+            # Off the loop: the recorder writes to Redis, which may be the thing that is slow.
+            await asyncio.to_thread(self._record_safely, alert, url, attempt, final, detail)
+            if final != "retry":
+                return
+            await asyncio.sleep(delay)
+            delay *= 2
+
+    def _record_safely(self, alert: Alert, url: str, attempt: int, outcome: str, detail: str) -> None:
+        try:
+            self._record(alert.id, f"webhook {url}", attempt, outcome, detail)
+        except Exception as exc:  # recording is best effort: Redis may be the thing that is down
+            log.warning("could not record webhook attempt for alert %s: %s", alert.id, exc)
+
+
+def _judge(status: int) -> tuple[str, str]:
+    """Outcome of one HTTP answer: delivered, retry, or failed (a 4xx other than the retryable ones)."""
+    if 200 <= status < 300:
+        return "delivered", f"HTTP {status}"
+    if status in RETRYABLE_STATUS or status >= 500:
+        return "retry", f"HTTP {status}"
+    return "failed", f"HTTP {status}"
