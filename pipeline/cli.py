@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli_alerts import alerts
 from pipeline.cli_subjects import subjects
 from pipeline.errors import YuqingError
 from pipeline.settings import get_settings
@@ -412,6 +413,7 @@ def export_schemas(out: Path) -> None:
 
 
 main.add_command(subjects)
+main.add_command(alerts)
 
 
 def run() -> None:

@@ -13,9 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from pipeline.alerts.store import AlertStore
 from pipeline.settings import Settings, settings_env
 from pipeline.sinks.clickhouse import ClickHouseSink
-from pipeline.sinks.redis_live import RedisSink
+from pipeline.sinks.redis_live import RedisSink, connect
+from schemas.records import Alert
 from tests.integration.test_redis_sink import scored
 
 pytestmark = pytest.mark.integration
@@ -70,3 +72,24 @@ def test_query_live_window_and_history(settings: Settings, clickhouse_server_url
 
     bad = yuqing(settings, "query", "--window", "25h")
     assert bad.returncode == 1 and b"outside 1m..24h" in bad.stderr
+
+
+def test_subjects_and_alerts_commands(settings: Settings) -> None:
+    added = yuqing(settings, "subjects", "add", "星河乳业", "--terms", "星河乳业,星河牛奶", "--exclude", "星河大道")
+    assert added.returncode == 0 and "version 1" in added.stdout.decode()
+    refused = yuqing(settings, "subjects", "add", "坏", "--terms", "坏", "--exclude", "坏")
+    assert refused.returncode == 1 and "both included" in refused.stderr.decode()
+    tested = json.loads(yuqing(settings, "subjects", "test", "星河牛奶喝出异味").stdout)
+    assert tested["subjects"] == ["星河乳业"] and tested["lang"] == "zh"
+
+    store = AlertStore(connect(settings), settings.redis_prefix)
+    now = datetime.now(UTC)
+    store.save(Alert(id="a1b2", subject="星河乳业", kind="negative_surge", state="opened", severity="warning",
+                     started_at=now, updated_at=now, evidence={"top_posts": []}))  # fmt: skip
+    listed = yuqing(settings, "alerts", "list", "--json")
+    assert [json.loads(line)["id"] for line in listed.stdout.decode().splitlines()] == ["a1b2"]
+    assert json.loads(yuqing(settings, "alerts", "show", "a1b2").stdout)["evidence"] == {"top_posts": []}
+    acked = yuqing(settings, "alerts", "ack", "a1b2", "--by", "oncall")
+    assert acked.returncode == 0 and store.require("a1b2").acknowledged_by == "oncall"
+    missing = yuqing(settings, "alerts", "show", "nope")
+    assert missing.returncode == 1 and "no alert with id 'nope'" in missing.stderr.decode()
