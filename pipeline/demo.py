@@ -14,10 +14,12 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pipeline.alerts.store import AlertStore
 from pipeline.ingest.producer import Ingestor
 from pipeline.ingest.synthetic import SyntheticFeed
 from pipeline.kafka import distinct_keys, ensure_topics
@@ -25,11 +27,14 @@ from pipeline.query import window_rows
 from pipeline.services import redis_or_valkey, tansu_broker
 from pipeline.settings import Settings, settings_env
 from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
+from schemas.records import Alert
 
 DEMO_PREFIX = "yqdemo"
 DEMO_DIR = Path(".yuqing/demo")
 DRAIN_TIMEOUT_S = 120.0
 DAY_MINUTES = 24 * 60
+BACKFILL_MINUTES = 20  # more than the detectors need to be warm: 10 minutes learned, 5 held back
+FLOOD_ORGANIC_SHARE = 0.1  # the bot-flood feed's own organic posts, as a share of the main rate
 DEMO_SUBJECTS = Path(str(resources.files("pipeline.subjects") / "demo.yaml"))
 
 
@@ -70,6 +75,19 @@ class _Feed(threading.Thread):
         self.ingestor.flush()
 
 
+def backfill(settings: Settings, rate: float, seed: int, minutes: int) -> int:
+    """The last ``minutes`` of organic traffic, sent before the live feeds: a deployment that has been
+    running has a history, and the detectors need one (their baselines) before they may alert."""
+    start = datetime.now(UTC) - timedelta(minutes=minutes)
+    history = SyntheticFeed("baseline", rate, seed=seed, start=start).take(int(rate * 60 * minutes))
+    ingestor = Ingestor(settings)
+    for post in history:
+        ingestor.submit(post.model_dump(mode="json"))
+    accepted = ingestor.flush().accepted
+    ingestor.close()
+    return accepted
+
+
 class DemoFeeds:
     """The demo's traffic: an organic feed with a crisis in the middle of the run, and a bot flood.
 
@@ -77,13 +95,13 @@ class DemoFeeds:
     counts, while the deduplicated ones, which alerts read, count it once.
     """
 
-    def __init__(self, settings: Settings, rate: float, duration: float | None) -> None:
-        span, seed = duration or 180.0, int(time.time())
+    def __init__(self, settings: Settings, rate: float, duration: float | None, seed: int) -> None:
+        span = duration or 180.0
         crisis = SyntheticFeed(
             "crisis", rate, seed=seed, start_s=0.3 * span, duration_s=0.5 * span, multiplier=8.0
         )  # fmt: skip
         flood = SyntheticFeed(
-            "bot-flood", rate * 0.1, seed=seed + 1, subject="云帆手机", start_s=0.15 * span,
+            "bot-flood", rate * FLOOD_ORGANIC_SHARE, seed=seed + 1, subject="云帆手机", start_s=0.15 * span,
             every_s=span, burst_s=min(30.0, 0.2 * span), intensity=8.0, bursts=1,
         )  # fmt: skip
         self.feeds = [_Feed(settings, crisis, duration), _Feed(settings, flood, duration)]
@@ -144,7 +162,9 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
         ensure_topics(settings)
         worker = start_worker(settings, DEMO_DIR / "worker.log")
         stack.callback(stop_worker, worker)
-        feeds = DemoFeeds(settings, rate, duration)
+        seed = int(time.time())
+        backfilled = backfill(settings, rate * (1 + FLOOD_ORGANIC_SHARE), seed + 2, BACKFILL_MINUTES)
+        feeds = DemoFeeds(settings, rate, duration, seed)
         live = RedisLive(settings)
         feeds.start()
         try:
@@ -156,7 +176,8 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
                 feeds.join()
         except KeyboardInterrupt:
             feeds.stop()
-        redis_total = _wait_drained(live, feeds.accepted, DRAIN_TIMEOUT_S)
+        ingested = backfilled + feeds.accepted
+        redis_total = _wait_drained(live, ingested, DRAIN_TIMEOUT_S)
         stop_worker(worker)
         scored = len(distinct_keys(settings, settings.topic_scored))
         from pipeline.sinks.clickhouse import ClickHouseHistory
@@ -164,17 +185,32 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
         with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as history:
             clickhouse_total = history.total_posts()
         subjects = subject_summary(live, DAY_MINUTES)
+        alerts = [_alert_summary(alert) for alert in AlertStore(connect(settings), DEMO_PREFIX).find(limit=100)]
     return {
-        "ingested": feeds.accepted,
+        "ingested": ingested,
+        "backfilled": backfilled,
         "rejected": feeds.rejected,
         "scored": scored,
         "redis_total": redis_total,
         "redis_deduplicated": live.total(DAY_MINUTES, deduplicated=True),
         "clickhouse_total": clickhouse_total,
-        "alerts": [],
+        "alerts": alerts,
         "subjects": subjects,
         "seconds": round(time.monotonic() - started, 1),
         "worker_exit_code": worker.returncode,
+    }
+
+
+def _alert_summary(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "subject": alert.subject,
+        "kind": alert.kind,
+        "state": alert.state,
+        "severity": alert.severity,
+        "started_at": alert.started_at.isoformat(),
+        "observed": alert.evidence.get("observed"),
+        "expected": alert.evidence.get("expected"),
     }
 
 

@@ -64,4 +64,4 @@ class Alerting:
     async def stop(self) -> None:
         await self.webhooks.drain()
         await self.webhooks.stop()
-        self._executor.shutdown(wait=False)
+        self._executor.shutdown(wait=True)

@@ -85,7 +85,7 @@ class Pipeline:
             self.alerting = Alerting(settings, alerts)
             # On the leader only: one detector per group, whatever the number of workers.
             self.app.timer(settings.alerts_interval_s, on_leader=True, name="detect")(self.alerting.tick)
-            self.app.on_before_shutdown.connect(self._stop_alerting)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
 
     @property
     def runtime(self) -> ScoringRuntime:
@@ -161,9 +161,15 @@ class Pipeline:
             if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
                 _fatal(f"test crash after {self.flushes} flushes")
 
-    async def _stop_alerting(self, *_: Any, **__: Any) -> None:
+    async def _on_shutdown(self, *_: Any, **__: Any) -> None:
+        """Stop detection, then close the sinks in their thread: chDB must not be torn down by
+        interpreter exit while its session is open (that can crash the process as it exits)."""
         if self.alerting is not None:
             await self.alerting.stop()
+        if self._sinks is not None:
+            loop = asyncio.get_running_loop()
+            for sink in self._sinks:
+                await loop.run_in_executor(self._sink_executor, sink.close)
 
     async def _flush_all(self) -> None:
         """Flush every sink, retrying a failing one with backoff until its store is back."""

@@ -9,8 +9,9 @@ The clock lags by ``lag_s``: the minute that just ended is closed (folded into t
 once posts still in flight through the pipeline had time to be counted in it. The current minute is
 judged while it fills, which is how a surge is seen seconds after it starts.
 
-On start the service replays the closed minutes Redis still holds (``warmup_minutes``) into the
-engine, silently, so a restarted leader has its baselines back and re-announces nothing.
+A subject new to the engine (at start, when it is added, or when it returns after going idle) gets
+its baseline from the closed minutes Redis still holds (``warmup_minutes``), replayed silently, so a
+restarted leader has its baselines back and re-announces nothing.
 """
 
 from __future__ import annotations
@@ -89,17 +90,34 @@ class AlertService:
         current = floor_minute(clock)
         monitored = set(self.subjects.load().names)
         if self._closed_until is None:
-            self._warm_up(current, monitored)
+            self._closed_until = current
         events = self._close_until(current, monitored)
         (partial,) = self.live.subject_minutes([current])
+        history: list[dict[str, Counter[str]]] | None = None
         for subject, sentiments in partial.items():
-            if subject in monitored:
-                events += self.engine.evaluate(subject, minute_counts(current, sentiments), clock)
+            if subject not in monitored:
+                continue
+            if subject not in self.engine:
+                history = history or self.live.subject_minutes(self._history_minutes(current))
+                self._warm_up(subject, current, history)
+            events += self.engine.evaluate(subject, minute_counts(current, sentiments), clock)
         alerts = [self._record(event, now) for event in self._one_incident_per_subject(events)]
         for alert in alerts:
             self.store.save(alert)
             log.warning("alert %s %s: %s %s (%s)", alert.id, alert.state, alert.subject, alert.kind, alert.severity)
         return alerts
+
+    def _history_minutes(self, current: datetime) -> list[datetime]:
+        return [current - (self.warmup_minutes - i) * MINUTE for i in range(self.warmup_minutes)]
+
+    def _warm_up(self, subject: str, current: datetime, history: list[dict[str, Counter[str]]]) -> None:
+        """Give a subject new to the engine its baseline from the closed minutes Redis holds; what those
+        minutes would have raised is not announced (it is the past, or was announced before a restart)."""
+        for minute, per_subject in zip(self._history_minutes(current), history, strict=True):
+            sentiments = per_subject.get(subject)
+            if sentiments:
+                self.engine.observe_minute(subject, minute_counts(minute, sentiments))
+        log.info("detection for %r warmed up on up to %d past minutes", subject, self.warmup_minutes)
 
     def _one_incident_per_subject(self, events: list[AlertEvent]) -> list[AlertEvent]:
         """A negative surge supersedes the other kinds: a volume burst or a flip of a subject whose
@@ -119,11 +137,6 @@ class AlertService:
             announced.append(event)
         return announced
 
-    def _warm_up(self, current: datetime, monitored: set[str]) -> None:
-        self._closed_until = current - self.warmup_minutes * MINUTE
-        replayed = self._close_until(current, monitored)
-        log.info("detection warmed up on %d minutes (%d past events not re-sent)", self.warmup_minutes, len(replayed))
-
     def _close_until(self, current: datetime, monitored: set[str]) -> list[AlertEvent]:
         assert self._closed_until is not None
         minutes = []
@@ -134,7 +147,8 @@ class AlertService:
         events: list[AlertEvent] = []
         for minute, per_subject in zip(minutes, self.live.subject_minutes(minutes), strict=True):
             for subject, sentiments in per_subject.items():
-                if subject in monitored:
+                # A subject new to the engine is warmed up (history included) when it next posts.
+                if subject in monitored and subject in self.engine:
                     events += self.engine.observe_minute(subject, minute_counts(minute, sentiments))
         events += self.engine.advance(current)
         self._closed_until = current

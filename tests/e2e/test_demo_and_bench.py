@@ -22,16 +22,16 @@ def _without_yuqing(env: os._Environ[str]) -> dict[str, str]:
 
 def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", "--duration", "20", "--rate", "30", "--json"],
+        [sys.executable, "-m", "pipeline", "demo", "--duration", "60", "--json"],
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
         check=False,
         env={**_without_yuqing(os.environ), "YUQING_MODEL_PATH": str(model_path), "YUQING_REDIS_URL": redis_url},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["ingested"] > 300
+    assert summary["ingested"] > summary["backfilled"] > 10_000  # 20 minutes of history at 11 posts/s
     assert summary["scored"] == summary["ingested"]
     assert summary["redis_total"] == summary["clickhouse_total"] == summary["scored"]
     assert summary["worker_exit_code"] == 0
@@ -41,6 +41,8 @@ def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str)
     flooded = subjects["云帆手机"]  # the bot flood's copies count in the raw series only
     assert flooded["raw"] > flooded["deduplicated"] + 20
     assert subjects["星河乳业"]["hot_words"]
+    # The crisis raises exactly one alert, for its subject; the bot flood raises none.
+    assert [(a["subject"], a["kind"]) for a in summary["alerts"]] == [("星河乳业", "negative_surge")]
 
 
 def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:
