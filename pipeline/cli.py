@@ -327,7 +327,7 @@ def _parse_time(text: str) -> datetime:
 
 @main.command()
 @click.option("--duration", type=float, default=None, help="Stop after N seconds (default: until Ctrl-C).")
-@click.option("--rate", type=float, default=40.0, show_default=True, help="Synthetic posts per second.")
+@click.option("--rate", type=float, default=10.0, show_default=True, help="Synthetic posts per second.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary instead of the live view.")
 def demo(duration: float | None, rate: float, as_json: bool) -> None:
     """Everything local: broker, Redis, ClickHouse engine, model, workers, a crisis feed."""
