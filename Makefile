@@ -5,13 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := .yuqing/models/baseline/model.json
 BASE   := .yuqing/models/e5-small-base/build_report.json
+DASH   := pipeline/dashboard
+DASH_SOURCES := $(DASH)/package.json $(DASH)/package-lock.json $(DASH)/vite.config.js $(DASH)/index.html \
+                $(wildcard $(DASH)/src/*)
 
-.PHONY: demo test install model lint services clean
+.PHONY: demo test install model dashboard lint services clean
 
-demo: install model
+demo: install model dashboard
 	$(BIN)/yuqing demo
 
-test: install model lint services
+test: install model lint dashboard services
 	$(BIN)/python -m pytest
 
 install: $(STAMP)
@@ -34,6 +37,13 @@ $(MODEL): $(STAMP)
 $(BASE): $(STAMP)
 	$(BIN)/yuqing model build-base > /dev/null
 
+# The dashboard the API serves at /: its scripts and styles are bundled from npm packages by vite
+# into pipeline/dashboard/dist (no CDN). Rebuilt only when a source is newer than the build.
+dashboard: $(DASH)/dist/index.html
+
+$(DASH)/dist/index.html: $(DASH_SOURCES)
+	cd $(DASH) && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -44,6 +54,7 @@ lint: install
 services:
 	bash tests/services/redis.sh
 	bash tests/services/clickhouse.sh
+	bash tests/services/chromium.sh
 
 clean:
 	rm -rf $(VENV) .yuqing .pytest_cache .mypy_cache .ruff_cache

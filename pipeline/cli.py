@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from pipeline.cli_alerts import alerts
+from pipeline.cli_api import api
 from pipeline.cli_subjects import subjects
 from pipeline.errors import YuqingError
 from pipeline.settings import get_settings
@@ -414,6 +415,7 @@ def export_schemas(out: Path) -> None:
 
 main.add_command(subjects)
 main.add_command(alerts)
+main.add_command(api)
 
 
 def run() -> None:
