@@ -403,6 +403,19 @@ def bench_noise(short: bool, posts: int | None, seed: int, as_json: bool) -> Non
         sys.exit(1)
 
 
+@bench.command("alerts")
+@click.option("--short", is_flag=True, help="Six scenarios over 32 simulated minutes (CI-sized, about 2 minutes).")
+@click.option("--scenarios", "plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A YAML plan of scenarios instead of the built-in one.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_alerts(short: bool, plan_file: Path | None, as_json: bool) -> None:
+    """Precision, recall and detection delay on scripted surges and decoys, against a 5-minute report."""
+    from pipeline.bench.alerts_bench import load_plan, run
+
+    report = run(get_settings(), load_plan(plan_file, short))
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
 @main.command("schemas")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
 def export_schemas(out: Path) -> None:

@@ -8,23 +8,21 @@ The ratios say what validation and the whole pipeline cost on top of the Kafka c
 
 from __future__ import annotations
 
-import tempfile
 import time
 import uuid
-from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
 
+from pipeline.bench.environment import bench_environment
 from pipeline.demo import start_worker, stop_worker
 from pipeline.ingest.producer import Ingestor
 from pipeline.ingest.synthetic import SyntheticFeed
-from pipeline.kafka import ensure_topics, make_producer
-from pipeline.services import redis_or_valkey, tansu_broker
+from pipeline.kafka import make_producer
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
+from pipeline.sinks.redis_live import RedisLive
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -110,25 +108,7 @@ def bench_end_to_end(settings: Settings, n: int, log_dir: Path, timeout_s: float
 
 
 def run(posts: int, base: Settings) -> dict[str, Any]:
-    with ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="yuqing-bench-")))
-        broker = stack.enter_context(tansu_broker(log_path=workdir / "broker.log"))
-        redis_url = stack.enter_context(redis_or_valkey(base.redis_url.get_secret_value()))
-        run_id = uuid.uuid4().hex[:8]
-        settings = base.model_copy(
-            update={
-                "broker": broker.address,
-                "redis_url": type(base.redis_url)(redis_url),
-                "redis_prefix": f"yqbench-{run_id}",
-                "clickhouse_url": type(base.clickhouse_url)(f"chdb://{workdir / 'chdb'}"),
-                "worker_group": f"yuqing-bench-{run_id}",
-                "model_path": base.model_path.resolve(),
-            }
-        )
-        ensure_topics(settings)
-        try:
-            ingest = bench_ingest(settings, _records(posts))
-            end_to_end = bench_end_to_end(settings, posts, workdir)
-        finally:
-            delete_prefix(connect(settings), settings.redis_prefix)
+    with bench_environment(base, "pipeline") as (settings, workdir):
+        ingest = bench_ingest(settings, _records(posts))
+        end_to_end = bench_end_to_end(settings, posts, workdir)
     return {"bench": "pipeline", "ingest": ingest, "end_to_end": end_to_end, "model_path": str(base.model_path)}
