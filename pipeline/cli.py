@@ -97,11 +97,13 @@ def synthetic(rate: float, scenario: str, duration: float | None, seed: int) -> 
 
 @main.command()
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(loglevel: str) -> None:
-    """Run one faust worker process (score and aggregate agents)."""
+@click.option("--api", "with_api", is_flag=True, help="Also serve the API and dashboard from this process "
+              "(for chDB, which one process owns; YUQING_API_HOST/PORT say where).")  # fmt: skip
+def worker(loglevel: str, with_api: bool) -> None:
+    """Run one faust worker process (score and aggregate agents, and detection on the leader)."""
     from workers.app import run_worker
 
-    run_worker(get_settings(), loglevel)
+    run_worker(get_settings(), loglevel, with_api=with_api)
 
 
 @main.group()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from pipeline.ingest.producer import Ingestor
 from pipeline.ingest.synthetic import SyntheticFeed
 from pipeline.kafka import distinct_keys, ensure_topics
 from pipeline.query import window_rows
-from pipeline.services import redis_or_valkey, tansu_broker
+from pipeline.services import ServiceError, redis_or_valkey, tansu_broker
 from pipeline.settings import Settings, settings_env
 from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
 from schemas.records import Alert
@@ -38,10 +39,10 @@ FLOOD_ORGANIC_SHARE = 0.1  # the bot-flood feed's own organic posts, as a share 
 DEMO_SUBJECTS = Path(str(resources.files("pipeline.subjects") / "demo.yaml"))
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(settings: Settings, log_path: Path, *, with_api: bool = False) -> subprocess.Popen[bytes]:
     """A worker in its own process, as in production; its settings travel in the environment."""
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING"]
+    command = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", *(["--api"] if with_api else [])]
     with log_path.open("ab") as log:
         # Its own session, so Ctrl-C reaches only the demo, which then drains and stops it in order.
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -131,6 +132,18 @@ class DemoFeeds:
         return sum(feed.ingestor.stats.rejected for feed in self.feeds)
 
 
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens on it now, else any free port (for the demo's dashboard)."""
+    for candidate in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise ServiceError("no free port for the dashboard")
+
+
 def _wait_drained(live: RedisLive, expected: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     counted = live.total(DAY_MINUTES)
@@ -148,6 +161,8 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
     with ExitStack() as stack:
         broker = stack.enter_context(tansu_broker(log_path=DEMO_DIR / "broker.log"))
         redis_url = stack.enter_context(redis_or_valkey(base.redis_url.get_secret_value()))
+        port = free_port(base.api_port)
+        dashboard = f"http://127.0.0.1:{port}"
         settings = base.model_copy(
             update={
                 "broker": broker.address,
@@ -156,11 +171,13 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
                 "clickhouse_url": type(base.clickhouse_url)(f"chdb://{chdb_dir}"),
                 "worker_group": "yuqing-demo",
                 "subjects_file": DEMO_SUBJECTS,
+                "api_port": port,
+                "dashboard_url": dashboard,
             }
         )
         delete_prefix(connect(settings), DEMO_PREFIX)  # counts and the subject store: seeded anew
         ensure_topics(settings)
-        worker = start_worker(settings, DEMO_DIR / "worker.log")
+        worker = start_worker(settings, DEMO_DIR / "worker.log", with_api=True)
         stack.callback(stop_worker, worker)
         seed = int(time.time())
         backfilled = backfill(settings, rate * (1 + FLOOD_ORGANIC_SHARE), seed + 2, BACKFILL_MINUTES)
@@ -171,7 +188,7 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
             if live_view:
                 from pipeline.demo_view import show_live
 
-                show_live(live, feeds, worker)
+                show_live(live, feeds, worker, dashboard)
             else:
                 feeds.join()
         except KeyboardInterrupt:
@@ -195,6 +212,7 @@ def run_demo(base: Settings, duration: float | None, rate: float, live_view: boo
         "redis_deduplicated": live.total(DAY_MINUTES, deduplicated=True),
         "clickhouse_total": clickhouse_total,
         "alerts": alerts,
+        "dashboard": dashboard,
         "subjects": subjects,
         "seconds": round(time.monotonic() - started, 1),
         "worker_exit_code": worker.returncode,

@@ -22,12 +22,12 @@ WINDOW_MINUTES = 5
 COLUMNS = ("subject", "raw", "deduplicated", "negative", "neutral", "positive", "negative share*", "hot words*")
 
 
-def _render(live: RedisLive, feeds: DemoFeeds, elapsed: float) -> Group:
+def _render(live: RedisLive, feeds: DemoFeeds, elapsed: float, dashboard: str) -> Group:
     rows = window_rows(live, WINDOW_MINUTES)
     counted = next((r["total"] for r in rows if r["subject"] == "*"), 0)
     header = Text(
         f"yuqing demo  {elapsed:5.0f}s   ingested {feeds.accepted}   rejected {feeds.rejected}   "
-        f"counted in Redis ({WINDOW_MINUTES}m) {counted}   Ctrl-C stops",
+        f"counted in Redis ({WINDOW_MINUTES}m) {counted}   Ctrl-C stops\ndashboard: {dashboard}/",
         style="bold",
     )
     table = Table(title=f"last {WINDOW_MINUTES} minutes by subject (live, from Redis)", caption="* deduplicated")
@@ -50,12 +50,12 @@ def _render(live: RedisLive, feeds: DemoFeeds, elapsed: float) -> Group:
     return Group(header, table)
 
 
-def show_live(live: RedisLive, feeds: DemoFeeds, worker: subprocess.Popen[bytes]) -> None:
+def show_live(live: RedisLive, feeds: DemoFeeds, worker: subprocess.Popen[bytes], dashboard: str) -> None:
     """Refresh once a second until the feeds end (or Ctrl-C, which the caller handles)."""
     started = time.monotonic()
-    with Live(_render(live, feeds, 0), refresh_per_second=2) as view:
+    with Live(_render(live, feeds, 0, dashboard), refresh_per_second=2) as view:
         while feeds.is_alive():
             if worker.poll() is not None:
                 raise ServiceError(f"the worker exited with code {worker.returncode}; see .yuqing/demo/worker.log")
             time.sleep(1)
-            view.update(_render(live, feeds, time.monotonic() - started))
+            view.update(_render(live, feeds, time.monotonic() - started, dashboard))

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -31,6 +31,9 @@ from workers.preparer import Preparer
 from workers.runtime import ScoringRuntime
 from workers.scoring import load_scorer
 from workers.stages import assign_subjects, build_scored, decode_posts, decode_scored
+
+if TYPE_CHECKING:
+    from pipeline.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
@@ -80,6 +83,7 @@ class Pipeline:
         self.app.agent(self.raw, name="score")(self.score_agent)
         self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
         self.alerting: Alerting | None = None
+        self.api: ApiServer | None = None  # set by run_worker(with_api=True)
         if settings.alerts_enabled:
             alerts = self.app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, value_serializer="raw")
             self.alerting = Alerting(settings, alerts)
@@ -166,6 +170,8 @@ class Pipeline:
         interpreter exit while its session is open (that can crash the process as it exits)."""
         if self.alerting is not None:
             await self.alerting.stop()
+        if self.api is not None:  # before the sinks: it reads the same chDB
+            await asyncio.to_thread(self.api.stop)
         if self._sinks is not None:
             loop = asyncio.get_running_loop()
             for sink in self._sinks:
@@ -190,9 +196,15 @@ def _rejection(post: Post, reason: str) -> Rejection:
     return Rejection(reason=reason, stage="score", raw=post.model_dump_json(), rejected_at=datetime.now(UTC))
 
 
-def run_worker(settings: Settings, loglevel: str = "INFO") -> None:
+def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = False) -> None:
     """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
     pipeline = Pipeline(settings)
+    if with_api:
+        from pipeline.api.server import ApiServer
+
+        pipeline.api = ApiServer(settings)
+        pipeline.api.start()
+        log.warning("dashboard and API at %s/", pipeline.api.url)
     # Load the model and jieba before joining the group, so the first batch is not slow.
     _ = pipeline.runtime, pipeline.preparer
     worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)

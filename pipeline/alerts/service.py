@@ -5,9 +5,11 @@ subject's whole stream, while Redis holds every subject's exact deduplicated cou
 whatever the number of workers. One process (the group's leader worker) runs the service every few
 seconds; each ``tick`` reads two or three minute hashes, so detection costs nothing per post.
 
-The clock lags by ``lag_s``: the minute that just ended is closed (folded into the baselines) only
-once posts still in flight through the pipeline had time to be counted in it. The current minute is
-judged while it fills, which is how a surge is seen seconds after it starts.
+The detectors' clock is ``now - lag_s``, held back further to the pipeline's watermark (the newest
+event time counted) when the pipeline is behind, by up to ``max_lag_s``: a minute is closed (folded
+into the baselines) only once the posts of it still in flight have been counted, even during a
+backlog. The current minute is judged while it fills, which is how a surge is seen seconds after it
+starts.
 
 A subject new to the engine (at start, when it is added, or when it returns after going idle) gets
 its baseline from the closed minutes Redis still holds (``warmup_minutes``), replayed silently, so a
@@ -74,24 +76,28 @@ class AlertService:
         *,
         dashboard_url: str = "",
         lag_s: float = 5.0,
+        max_lag_s: float = 120.0,
         warmup_minutes: int = 120,
     ) -> None:
         self.live, self.subjects, self.store = live, subjects, store
         self.engine = DetectionEngine(config)
         self.dashboard_url = dashboard_url.rstrip("/")
         self.lag = timedelta(seconds=lag_s)
+        self.max_lag = timedelta(seconds=max_lag_s)
         self.warmup_minutes = warmup_minutes
         self._closed_until: datetime | None = None  # every minute before this one is closed
+        self._last_clock: datetime | None = None
         self._muted: set[str] = set()  # ids of alerts superseded by a negative surge, until they resolve
 
     def tick(self, now: datetime) -> list[Alert]:
         """Close the minutes that ended, judge the current one; the alerts to deliver, saved."""
-        clock = now - self.lag
+        clock = self._clock(now)
         current = floor_minute(clock)
         monitored = set(self.subjects.load().names)
         if self._closed_until is None:
             self._closed_until = current
         events = self._close_until(current, monitored)
+        self._last_clock = clock
         (partial,) = self.live.subject_minutes([current])
         history: list[dict[str, Counter[str]]] | None = None
         for subject, sentiments in partial.items():
@@ -106,6 +112,13 @@ class AlertService:
             self.store.save(alert)
             log.warning("alert %s %s: %s %s (%s)", alert.id, alert.state, alert.subject, alert.kind, alert.severity)
         return alerts
+
+    def _clock(self, now: datetime) -> datetime:
+        clock = now - self.lag
+        watermark = self.live.watermark()
+        if watermark is not None and watermark < clock:
+            clock = max(watermark, now - self.max_lag)
+        return clock if self._last_clock is None else max(clock, self._last_clock)  # never backwards
 
     def _history_minutes(self, current: datetime) -> list[datetime]:
         return [current - (self.warmup_minutes - i) * MINUTE for i in range(self.warmup_minutes)]

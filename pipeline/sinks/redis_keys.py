@@ -61,6 +61,10 @@ class RedisKeys:
         return f"{self.prefix}:alerts:deliveries"
 
     @property
+    def watermark(self) -> str:
+        return f"{self.prefix}:watermark"
+
+    @property
     def detection_dropped(self) -> str:
         return f"{self.prefix}:detection:dropped"
 

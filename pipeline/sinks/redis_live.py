@@ -23,25 +23,31 @@ from schemas.records import ScoredPost
 # hot words and the evidence posts only posts that count once per near-duplicate cluster and are not
 # bots. A post the event-time gate refuses (``gate`` not empty) is counted under its reason in the
 # detection-dropped hash; one too far in the future is kept out of every live minute.
+# The watermark is the newest event time counted (epoch s): how far the pipeline has got, which the
+# detectors follow so that a backlog does not make them close minutes still being counted.
 # ARGV: seen, minute, deduplicated, top, hot and negative-post prefixes, the dropped hash, marker ttl,
-#   evidence posts kept per subject-minute, then per post: id, minute stamp, bucket expiry (epoch s),
-#   deduplicated (0/1), gate reason, n subjects, m terms, evidence member ('' for none), engagement,
-#   then n (subject, field) pairs (the first is the "*" total), then m terms.
+#   evidence posts kept per subject-minute, the watermark key, then per post: id, minute stamp,
+#   bucket expiry (epoch s), deduplicated (0/1), gate reason, n subjects, m terms, evidence member
+#   ('' for none), engagement, event time (epoch s), then n (subject, field) pairs (the first is the
+#   "*" total), then m terms.
 _COUNT_SCRIPT = """
 local seen_prefix, min_prefix, dmin_prefix, top_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local hot_prefix, neg_prefix, dropped = ARGV[5], ARGV[6], ARGV[7]
-local ttl, keep_posts = tonumber(ARGV[8]), tonumber(ARGV[9])
-local counted, i = 0, 10
+local ttl, keep_posts, watermark_key = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local watermark = tonumber(redis.call('GET', watermark_key) or '0')
+local counted, i = 0, 11
 while i <= #ARGV do
   local id, stamp, expire_at, kept, gate = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1', ARGV[i+4]
   local n, m, evidence, engagement = tonumber(ARGV[i+5]), tonumber(ARGV[i+6]), ARGV[i+7], tonumber(ARGV[i+8])
-  local first_term = i + 9 + 2 * n
+  local event_time = tonumber(ARGV[i+9])
+  local first_term = i + 10 + 2 * n
   if redis.call('SET', seen_prefix .. id, '1', 'NX', 'EX', ttl) then
     if gate ~= '' then redis.call('HINCRBY', dropped, gate, 1) end
     if gate ~= 'too_far_future' then
+      if event_time > watermark then watermark = event_time end
       local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
       for j = 0, n - 1 do
-        local subject, field = ARGV[i+9+2*j], ARGV[i+10+2*j]
+        local subject, field = ARGV[i+10+2*j], ARGV[i+11+2*j]
         redis.call('HINCRBY', hkey, field, 1)
         if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
         if kept then
@@ -67,6 +73,7 @@ while i <= #ARGV do
   end
   i = first_term + m
 end
+if watermark > 0 then redis.call('SET', watermark_key, watermark) end
 return counted
 """
 EVIDENCE_POSTS_PER_MINUTE = 10
@@ -135,7 +142,7 @@ class RedisSink:
     def _script_args(self) -> list[str | int]:
         k = self._keys
         args: list[str | int] = [k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix]
-        args += [k.negative_posts_prefix, k.detection_dropped, self._marker_ttl, EVIDENCE_POSTS_PER_MINUTE]
+        args += [k.negative_posts_prefix, k.detection_dropped, self._marker_ttl, EVIDENCE_POSTS_PER_MINUTE, k.watermark]
         for scored in self._buffer:
             post = scored.post
             minute = minute_of(post.event_time)
@@ -145,7 +152,7 @@ class RedisSink:
             evidence = evidence_member(scored) if scored.sentiment == "negative" else ""
             args += [post.id, minute_stamp(minute), int(minute.timestamp()) + self._retention]
             args += [int(scored.counts_deduplicated), gate, len(subjects), len(scored.terms)]
-            args += [evidence, engagement_of(scored)]
+            args += [evidence, engagement_of(scored), int(post.event_time.timestamp())]
             for subject in subjects:
                 args += [subject, bucket_field(subject, post.platform, scored.sentiment)]
             args += scored.terms
@@ -243,6 +250,11 @@ class RedisLive:
             return []
         rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
         return [json.loads(member) for member, _score in rows[::-1][:n]]
+
+    def watermark(self) -> datetime | None:
+        """The newest event time counted so far (None before the first post)."""
+        value = self._client.get(self._keys.watermark)
+        return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
     def total(self, minutes: int, now: datetime | None = None, *, deduplicated: bool = False) -> int:
         """Distinct posts counted in the window."""

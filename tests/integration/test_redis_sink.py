@@ -122,6 +122,7 @@ def test_event_time_gate_and_evidence_posts(settings: Settings) -> None:
     sink.flush()
     assert client.hgetall(f"{settings.redis_prefix}:detection:dropped") == {"too_far_future": "1", "too_late": "1"}
     assert live.total(60) == 1 + 14 + 1  # the far-future post is in no live minute; the late one is
+    assert live.watermark() == NOW  # the newest event time counted (the far-future one is not)
     stamp = NOW.strftime("%Y%m%d%H%M")
     kept = client.zrevrange(f"{settings.redis_prefix}:neg:{stamp}:乳业", 0, -1, withscores=True)
     assert len(kept) == 10  # the most engaged deduplicated negatives of the minute
