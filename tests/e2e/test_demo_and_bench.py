@@ -6,37 +6,48 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from pipeline.bench.alert_scenarios import default_plan
 from pipeline.bench.alerts_bench import run as run_alerts_bench
 from pipeline.bench.pipeline_bench import run as run_pipeline_bench
+from pipeline.demo import free_port
 from pipeline.settings import Settings
+from tests.conftest import require_service
 
 pytestmark = pytest.mark.e2e
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _without_yuqing(env: os._Environ[str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if not key.startswith("YUQING_")}
 
 
-def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo", "--duration", "60", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**_without_yuqing(os.environ), "YUQING_MODEL_PATH": str(model_path), "YUQING_REDIS_URL": redis_url},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Path, redis_url: str) -> None:
+    """One demo run, as `make demo` starts it: exact counts in both stores, one alert for the crisis,
+    and the dashboard showing it while it happens (a screenshot lands in test-artifacts/)."""
+    port = free_port(0)
+    env = {**_without_yuqing(os.environ), "YUQING_MODEL_PATH": str(model_path), "YUQING_REDIS_URL": redis_url,
+           "YUQING_API_PORT": str(port)}  # fmt: skip
+    command = [sys.executable, "-m", "pipeline", "demo", "--duration", "60", "--json"]
+    demo = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        screenshot_crisis(f"http://127.0.0.1:{port}", "星河乳业")
+        stdout, stderr = demo.communicate(timeout=300)
+    finally:
+        demo.kill()
+    assert demo.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["ingested"] > summary["backfilled"] > 10_000  # 20 minutes of history at 11 posts/s
     assert summary["scored"] == summary["ingested"]
     assert summary["redis_total"] == summary["clickhouse_total"] == summary["scored"]
     assert summary["worker_exit_code"] == 0
+    assert summary["dashboard"] == f"http://127.0.0.1:{port}"
     subjects = summary["subjects"]
     assert {"星河乳业", "云帆手机"} <= subjects.keys()  # the demo's monitored subjects
     assert subjects["*"]["raw"] == summary["redis_total"] >= summary["redis_deduplicated"]
@@ -45,6 +56,34 @@ def test_demo_counts_every_post_in_both_stores(model_path: Path, redis_url: str)
     assert subjects["星河乳业"]["hot_words"]
     # The crisis raises exactly one alert, for its subject; the bot flood raises none.
     assert [(a["subject"], a["kind"]) for a in summary["alerts"]] == [("星河乳业", "negative_surge")]
+
+
+def screenshot_crisis(dashboard: str, subject: str, timeout_s: float = 150) -> None:
+    """Wait for the crisis alert on the running demo's API, then open its link in chromium."""
+    chromium = Path(os.environ.get("YUQING_TEST_CHROMIUM", "/usr/bin/chromium"))
+    require_service(chromium.is_file(), f"no chromium at {chromium}: run tests/services/chromium.sh")
+    deadline = time.monotonic() + timeout_s
+    alert: dict[str, str] | None = None
+    while alert is None:
+        assert time.monotonic() < deadline, "no alert on the demo's dashboard API"
+        time.sleep(1)
+        try:
+            found = httpx.get(f"{dashboard}/api/v1/alerts", params={"subject": subject}, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            continue  # not up yet, or the subject has no posts yet
+        alert = next(iter(found.get("alerts", [])), None)
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+        page.goto(f"{dashboard}/#/subject/{quote(subject)}?alert={alert['id']}")
+        expect(page.locator('[data-testid="evidence-panel"]')).to_be_visible(timeout=20_000)
+        expect(page.locator("#chart-volume canvas")).to_have_count(1, timeout=20_000)
+        time.sleep(2)  # let the charts take the latest minute from the stream
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "demo-crisis.png"), full_page=True)
+        browser.close()
 
 
 def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:
