@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -65,6 +67,8 @@ class Pipeline:
             settings.worker_group,
             broker=f"kafka://{settings.broker}",
             store="memory://",
+            # faust keeps per-app files in a data folder; not in the working directory (a checkout).
+            datadir=str(Path(tempfile.gettempdir()) / "yuqing-faust-{conf.name}"),
             web_enabled=False,
             topic_partitions=settings.partitions,
             broker_session_timeout=10.0,
