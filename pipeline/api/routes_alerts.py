@@ -11,16 +11,11 @@ from pipeline.api.auth import AdminAccess, ReadAccess
 from pipeline.api.errors import ApiProblem
 from pipeline.api.models import Acknowledgement, AlertDetail, Alerts
 from pipeline.api.params import AlertId, AlertState, Limit, Offset, SubjectName
-from pipeline.api.state import ApiState
+from pipeline.api.state import api_state
 from pipeline.sinks.redis_keys import ALL_SUBJECTS
 from schemas.records import Alert
 
 router = APIRouter(tags=["alerts"])
-
-
-def _state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
 
 
 @router.get("/alerts", response_model=Alerts, summary="Alerts, most recently updated first")
@@ -34,7 +29,7 @@ def list_alerts(
 ) -> Alerts:
     """A known subject without alerts gives an empty list; an unknown one (not monitored, no recent
     posts and no alerts) is 404. ``*`` or no subject: alerts of every subject."""
-    api = _state(request)
+    api = api_state(request)
     name = None if subject in (None, ALL_SUBJECTS) else subject
     found = api.alerts.find(name, state, limit + 1, offset)
     if name is not None and not found and not api.is_known(name) and not api.alerts.find(name, None, 1, 0):
@@ -46,7 +41,7 @@ def list_alerts(
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="One alert with its evidence")
 def get_alert(request: Request, _who: ReadAccess, alert_id: AlertId) -> AlertDetail:
-    api = _state(request)
+    api = api_state(request)
     alert = api.alerts.require(alert_id)  # AlertNotFoundError → 404
     base = api.settings.dashboard_url.rstrip("/")
     return AlertDetail(
@@ -63,4 +58,4 @@ def acknowledge(
 ) -> Alert:
     """Marks the alert as seen; acknowledging again keeps the first acknowledgement."""
     by = body.by if body is not None else "api"
-    return _state(request).alerts.acknowledge(alert_id, by)
+    return api_state(request).alerts.acknowledge(alert_id, by)

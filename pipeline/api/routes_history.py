@@ -20,16 +20,11 @@ from pipeline.api.params import (
     TopN,
     time_range,
 )
-from pipeline.api.state import ApiState
+from pipeline.api.state import api_state
 from pipeline.sinks.redis_keys import ALL_SUBJECTS
 
 router = APIRouter(tags=["history"])
 RangeDep = Annotated[TimeRange, Depends(time_range)]
-
-
-def _state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
 
 
 def _stored(subject: str) -> str | None:
@@ -47,7 +42,7 @@ def history_series(
 ) -> History:
     """Posts per (minute, subject, platform, sentiment) with ``since <= minute < until``; leave the
     subject out for every subject (a post with two subjects is in both)."""
-    state = _state(request)
+    state = api_state(request)
     name = None if subject is None else _stored(state.require_subject(subject))
     rows = state.history(lambda h: h.minute_series(span.since, span.until, name, deduplicated=deduplicated))
     return History(
@@ -66,7 +61,7 @@ def history_series(
 def history_hot_words(
     request: Request, _who: ReadAccess, span: RangeDep, subject: SubjectName = ALL_SUBJECTS, n: TopN = 20
 ) -> HotWords:
-    state = _state(request)
+    state = api_state(request)
     name = _stored(state.require_subject(subject))
     words = state.history(lambda h: h.hot_words(name, span.since, span.until, n))
     label = f"{span.since.isoformat()}..{span.until.isoformat()}"
@@ -87,7 +82,7 @@ def posts(
 ) -> Posts:
     """Scored posts newest first, one page at a time; ``minute`` selects the posts of one chart
     point. Each post carries its cluster id and its duplicate and suspected-bot flags."""
-    state = _state(request)
+    state = api_state(request)
     name = _stored(state.require_subject(subject))
     # One row more than asked tells whether there is a next page without a count query.
     rows = state.history(

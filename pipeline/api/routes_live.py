@@ -26,7 +26,7 @@ from pipeline.api.models import (
     TopSubjects,
 )
 from pipeline.api.params import Platform, SubjectName, TopN, Window, window
-from pipeline.api.state import ApiState
+from pipeline.api.state import api_state
 from pipeline.sinks.redis_keys import ALL_SUBJECTS
 
 router = APIRouter(tags=["live"])
@@ -34,11 +34,6 @@ WindowDep = Annotated[Window, Depends(window)]
 
 # counts[subject][platform][sentiment]
 Nested = dict[str, dict[str, Counter[str]]]
-
-
-def _state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
 
 
 def _nest(counts: Counter[tuple[str, str, str]], platform: str | None) -> Nested:
@@ -66,7 +61,7 @@ def aggregates(
 ) -> Aggregates:
     """Posts per subject over the window, split by platform and sentiment, raw and deduplicated,
     each with its negative share. A known subject without posts in the window gives zeros."""
-    state = _state(request)
+    state = api_state(request)
     if subject is not None:
         state.require_subject(subject)
     raw = _nest(state.live.window_counts(win.minutes, subject), platform)
@@ -96,7 +91,7 @@ def aggregates(
 
 @router.get("/series", response_model=Series, summary="Per-minute counts of one subject")
 def series(request: Request, _who: ReadAccess, win: WindowDep, subject: SubjectName = ALL_SUBJECTS) -> Series:
-    state = _state(request)
+    state = api_state(request)
     state.require_subject(subject)
     now = datetime.now(UTC)
     raw = state.live.series(win.minutes, subject, now)
@@ -117,7 +112,7 @@ def series(request: Request, _who: ReadAccess, win: WindowDep, subject: SubjectN
 
 @router.get("/top-subjects", response_model=TopSubjects, summary="Subjects with the most posts")
 def top_subjects(request: Request, _who: ReadAccess, win: WindowDep, n: TopN = 10) -> TopSubjects:
-    rows = _state(request).live.top_subjects(win.minutes, n)
+    rows = api_state(request).live.top_subjects(win.minutes, n)
     return TopSubjects(window=win.text, subjects=[SubjectCount(subject=s, posts=c) for s, c in rows])
 
 
@@ -127,7 +122,7 @@ def hot_words(
 ) -> HotWords:
     """Terms of deduplicated posts over the window; ``emerging`` compares the last two minutes
     with the 30 before them."""
-    state = _state(request)
+    state = api_state(request)
     state.require_subject(subject)
     words = state.live.hot_words(subject, win.minutes, n)
     emerging = state.live.emerging_words(subject)[:n]

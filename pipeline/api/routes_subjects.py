@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pipeline.api.auth import AdminAccess, ReadAccess
 from pipeline.api.errors import ApiProblem
 from pipeline.api.params import SubjectPath
-from pipeline.api.state import ApiState
+from pipeline.api.state import api_state
 from pipeline.subjects import SubjectError
 from pipeline.subjects.model import Subject, SubjectSet
 
@@ -29,17 +29,12 @@ class _Missing(SubjectError):
     """Raised inside an edit so that the store writes nothing; answered as 404."""
 
 
-def _state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
-    return state
-
-
 def _same(a: str, b: str) -> bool:
     return a.casefold() == b.casefold()  # the store compares names ignoring case
 
 
 def _edit(request: Request, change: Callable[[SubjectSet], SubjectSet]) -> SubjectSet:
-    state = _state(request)
+    state = api_state(request)
     try:
         return state.subjects.edit(change)
     except _Conflict as exc:
@@ -52,12 +47,12 @@ def _edit(request: Request, change: Callable[[SubjectSet], SubjectSet]) -> Subje
 
 @router.get("/subjects", response_model=SubjectSet, summary="The monitored subject set")
 def list_subjects(request: Request, _who: ReadAccess) -> SubjectSet:
-    return _state(request).subjects.load()
+    return api_state(request).subjects.load()
 
 
 @router.get("/subjects/{name}", response_model=Subject, summary="One monitored subject")
 def get_subject(request: Request, _who: ReadAccess, name: SubjectPath) -> Subject:
-    subject = _state(request).subjects.load().get(name)
+    subject = api_state(request).subjects.load().get(name)
     if subject is None:
         raise ApiProblem(404, f"no monitored subject named {name!r}")
     return subject

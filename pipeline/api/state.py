@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import redis
+from fastapi import Request
 
 from pipeline.alerts.store import AlertStore
 from pipeline.api.errors import ApiProblem
@@ -83,3 +84,9 @@ class ApiState:
                 self._history.close()
                 self._history = None
         self.client.close()
+
+
+def api_state(request: Request) -> ApiState:
+    """The app's shared state (stores and clients), as the routes reach it."""
+    state: ApiState = request.app.state.api
+    return state

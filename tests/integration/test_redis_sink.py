@@ -12,7 +12,7 @@ from pipeline.sinks.redis_live import RedisLive, RedisSink
 from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 pytestmark = pytest.mark.integration
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)  # refreshed before each test (conftest)
 
 
 def scored(n: int, sentiment: Sentiment, subjects: tuple[str, ...], minutes_ago: int = 0) -> ScoredPost:
