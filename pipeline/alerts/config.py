@@ -48,6 +48,9 @@ class DetectorConfig(BaseModel):
     min_share_lift: float = Field(
         0.05, ge=0, lt=1, description="Negative share must exceed the baseline share by this much."
     )
+    min_share_z: float = Field(
+        2.0, ge=0, le=1e3, description="The negative share's rise must be this sure (binomial z) too."
+    )
     # Volume burst
     burst_open_z: float = Field(5.0, gt=0, le=1e3, description="Score that opens a volume burst.")
     burst_close_z: float = Field(2.0, ge=0, le=1e3, description="Score below which a burst counts as quiet.")

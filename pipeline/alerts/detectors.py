@@ -236,9 +236,12 @@ class NegativeSurgeDetector(_RateDetector):
         return counts.negative
 
     def _gate(self, observed_total: int, observed: float) -> bool:
+        """The share of negatives rose too, by enough and surely: when a subject's whole volume
+        rises (a busy hour), its negatives rise with it, and that is not a negative surge."""
         base_share = self.baseline.mean / self.totals.mean if self.totals.mean > 0 else 0.0
         share = observed / observed_total if observed_total else 0.0
-        return share >= base_share + self.config.min_share_lift
+        lifted = share >= base_share + self.config.min_share_lift
+        return lifted and share_z(observed, observed_total, base_share) >= self.config.min_share_z
 
     def _learn(self, counts: MinuteCounts, weight: float) -> None:
         super()._learn(counts, weight)

@@ -327,3 +327,18 @@ def test_any_counts_give_finite_signals(
                 numbers = (signal.score, signal.observed, signal.expected, signal.ratio)
                 assert all(math.isfinite(x) for x in numbers), signal
                 assert not signal.firing or signal.score >= 0
+
+
+def test_a_busy_hour_is_not_a_negative_surge_unless_the_share_rises_surely() -> None:
+    feed = Feed(NegativeSurgeDetector(CFG))
+    feed.steady(30, 120, 18, 40)  # 15% negative
+    # A quarter into a minute of a busy hour: three times the posts, the negatives with them, and the
+    # share a little up by chance (20%): the counts alone would fire, the share's rise is not sure.
+    busy = feed.peek(90, 18, 20, fraction=0.25)
+    assert busy.score >= CFG.open_z and busy.ratio >= CFG.min_ratio and 0.15 + CFG.min_share_lift <= 18 / 90
+    assert not busy.firing
+    ungated = Feed(NegativeSurgeDetector(CFG.model_copy(update={"min_share_z": 0.0})))
+    ungated.steady(30, 120, 18, 40)
+    assert ungated.peek(90, 18, 20, fraction=0.25).firing  # what the share test is there to stop
+    surge = feed.peek(60, 27, 10, fraction=0.25)  # fewer posts, but 45% of them negative
+    assert surge.firing
