@@ -4,7 +4,8 @@ Each scenario is one subject with its own baseline (posts per minute, negative s
 event at ``start_minute`` of the test phase (after ``warmup_minutes`` of history):
 - ``surge``: negative posts at ``magnitude`` times their baseline rate for ``duration_minutes``;
   the only kind that should raise a negative-surge alert (and, if it is large, a volume burst).
-- ``steady``: the baseline alone; ``diurnal``: the baseline rate swinging ±50% over 30 minutes.
+- ``steady``: the baseline alone; ``diurnal``: the baseline rate following a daily rhythm, compressed
+  eightfold (a 3-hour cycle of ±50%): over the bench it rises by half, as on a busy morning.
 - decoys: ``bot_flood`` (negative copies of one message, with small edits and emoji padding, from
   fresh accounts, at ``magnitude`` times the baseline rate), ``positive_burst`` (positive posts at
   ``magnitude`` times the baseline volume: a volume burst, not a negative surge), and ``late_posts``
@@ -29,6 +30,7 @@ from workers.model.corpora import Label
 Kind = Literal["surge", "steady", "diurnal", "bot_flood", "positive_burst", "late_posts"]
 EVENT_KINDS = ("surge", "bot_flood", "positive_burst", "late_posts")
 LATE_BY = timedelta(minutes=20)
+DIURNAL_PERIOD_S = 3 * 3600
 FLOOD_EDITS = ("", "！", "!!", " 😡", " 😡😡", "，转发", "。。。", " 大家注意")
 
 
@@ -43,7 +45,7 @@ class Scenario(BaseModel):
     kind: Kind
     rate: float = Field(gt=0, le=5_000, description="Baseline posts per minute.")
     negative_share: float = Field(0.15, ge=0, lt=1)
-    diurnal: bool = Field(False, description="The baseline rate swings ±50% over 30 minutes.")
+    diurnal: bool = Field(False, description="The baseline rate swings ±50% over a 3-hour cycle.")
     start_minute: float | None = Field(None, ge=0, description="When the event starts, in test-phase minutes.")
     duration_minutes: float = Field(5, gt=0, le=600)
     magnitude: float = Field(3, ge=1, le=1_000, description="Surge: x negatives; decoys: x the baseline rate.")
@@ -166,7 +168,8 @@ class _ScenarioPosts:
         event_end = onset + timedelta(minutes=s.duration_minutes)
         t = start
         while t < end:
-            swing = 1 + 0.5 * math.sin(2 * math.pi * (t - start).total_seconds() / 1800) if s.diurnal else 1.0
+            phase = 2 * math.pi * (t - start).total_seconds() / DIURNAL_PERIOD_S
+            swing = 1 + 0.5 * math.sin(phase) if s.diurnal else 1.0
             in_event = s.kind in EVENT_KINDS and onset <= t < event_end
             rates: dict[Label, float] = {
                 "negative": s.rate * swing * s.negative_share,
