@@ -93,6 +93,7 @@ def default_plan(short: bool) -> Plan:
     ]
     if short:
         return Plan(test_minutes=14, scenarios=tuple(core))
+    # No subject name may contain another one: subjects match by their names as terms.
     busy = dict(rate=300.0)
     more = [
         quiet("surge-3x-long", "surge", start_minute=12, duration_minutes=10, magnitude=3),
@@ -101,7 +102,7 @@ def default_plan(short: bool) -> Plan:
         Scenario(subject="surge-5x-busy", kind="surge", start_minute=16, duration_minutes=5, magnitude=5, **busy),
         Scenario(subject="surge-3x-diurnal", kind="surge", rate=120, diurnal=True, start_minute=18, magnitude=3),
         Scenario(subject="steady-busy", kind="steady", **busy),
-        Scenario(subject="diurnal", kind="diurnal", rate=120, diurnal=True),
+        Scenario(subject="daily-rhythm", kind="diurnal", rate=120, diurnal=True),
     ]
     return Plan(test_minutes=30, scenarios=(*core, *more))
 

@@ -76,3 +76,9 @@ def test_a_surge_multiplies_only_the_negatives_during_its_window() -> None:
     before = negatives(truth.onset - timedelta(minutes=2), truth.onset)
     during = negatives(truth.onset, truth.end)
     assert 3 * before < during < 5 * before
+
+
+@pytest.mark.parametrize("short", [True, False])
+def test_no_subject_of_a_plan_contains_another(short: bool) -> None:
+    names = [s.subject for s in default_plan(short).scenarios]  # each post must match its own subject only
+    assert not [(a, b) for a in names for b in names if a != b and a in b]
