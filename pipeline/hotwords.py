@@ -1,11 +1,7 @@
-"""Hot words: which terms drive a subject, per minute, and which are suddenly rising.
+"""Hot words: which terms drive a subject, and which are suddenly rising.
 
-``HotWords`` is a pure accumulator of ``{(subject, minute): Counter}``: each post adds its distinct
-hot-word tokens once (so one post shouting 垃圾垃圾垃圾 counts as one voice), under each of its
-subjects, in its event-time minute. Memory is bounded: minutes older than ``retain_minutes``
-before the newest are dropped, and a bucket with more than ``max_terms`` distinct terms keeps its
-``max_terms // 2`` most frequent (the tail of one-off words goes; counts at the top stay exact
-unless a term was pruned and came back).
+The live store counts each post's distinct hot-word terms once (one post shouting 垃圾垃圾垃圾 is one
+voice) per subject and event-time minute (``RedisSink``); these functions rank what it counted.
 
 ``emerging_terms`` compares a minute against the subject's recent minutes: a Poisson z-score of the
 term's count against its expected count, with a minimum count so that 3 mentions of a rare word
@@ -15,23 +11,13 @@ are not news.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import YuqingError
 
-Bucket = tuple[str, datetime]
-
 
 class HotWordsError(YuqingError, ValueError):
-    """Impossible settings for the hot-word accumulator or the emerging-term test."""
-
-
-def minute_of(event_time: datetime) -> datetime:
-    """The UTC minute an event falls in (naive times are taken as UTC, as records do)."""
-    aware = event_time.replace(tzinfo=UTC) if event_time.tzinfo is None else event_time.astimezone(UTC)
-    return aware.replace(second=0, microsecond=0)
+    """Impossible settings for the emerging-term test."""
 
 
 def top_terms(counts: Mapping[str, int], n: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
@@ -41,72 +27,6 @@ def top_terms(counts: Mapping[str, int], n: int = 10, exclude: Iterable[str] = (
         ((t, c) for t, c in counts.items() if c > 0 and t.casefold() not in skip), key=lambda x: (-x[1], x[0])
     )
     return ranked[: max(n, 0)]
-
-
-class HotWords:
-    """Per (subject, minute) term counts; not thread-safe (one per aggregating task)."""
-
-    def __init__(self, retain_minutes: int = 120, max_terms: int = 5_000) -> None:
-        if retain_minutes < 1 or max_terms < 2:
-            raise HotWordsError("retain_minutes must be >= 1 and max_terms >= 2")
-        self.retain = timedelta(minutes=retain_minutes)
-        self.max_terms = max_terms
-        self._buckets: dict[Bucket, Counter[str]] = {}
-        self._newest: datetime | None = None
-
-    @property
-    def buckets(self) -> Mapping[Bucket, Counter[str]]:
-        """Every retained bucket (read-only view; the counters are live)."""
-        return self._buckets
-
-    def add(self, subjects: Iterable[str], event_time: datetime, terms: Iterable[str]) -> None:
-        """Count one post's terms under each of its subjects; a post older than the retention is ignored."""
-        minute = minute_of(event_time)
-        if self._newest is None or minute > self._newest:
-            self._newest = minute
-            self._expire(minute - self.retain)
-        if minute < self._newest - self.retain:
-            return
-        distinct = {term for term in terms if term}
-        if not distinct:
-            return
-        for subject in dict.fromkeys(subjects):
-            counts = self._buckets.setdefault((subject, minute), Counter())
-            counts.update(distinct)
-            if len(counts) > self.max_terms:
-                self._buckets[(subject, minute)] = Counter(dict(counts.most_common(self.max_terms // 2)))
-
-    def _expire(self, oldest: datetime) -> None:
-        for key in [key for key in self._buckets if key[1] < oldest]:
-            del self._buckets[key]
-
-    def counts(self, subject: str, minute: datetime) -> Counter[str]:
-        """A copy of one bucket (empty when nothing was counted)."""
-        return Counter(self._buckets.get((subject, minute_of(minute)), Counter()))
-
-    def top(self, subject: str, minute: datetime, n: int = 10, exclude: Iterable[str] = ()) -> list[tuple[str, int]]:
-        """Top ``n`` terms of a subject in a minute; pass the subject's own terms as ``exclude``."""
-        return top_terms(self._buckets.get((subject, minute_of(minute)), Counter()), n, exclude)
-
-    def history(self, subject: str, minute: datetime, minutes: int) -> list[Counter[str]]:
-        """The ``minutes`` buckets before ``minute``, oldest first; empty counters for quiet minutes."""
-        end = minute_of(minute)
-        return [self.counts(subject, end - timedelta(minutes=back)) for back in range(minutes, 0, -1)]
-
-    def window(self, subject: str, end: datetime, minutes: int) -> Counter[str]:
-        """Terms summed over ``minutes`` minutes ending with (and including) ``end``'s minute."""
-        total: Counter[str] = Counter()
-        for counts in [*self.history(subject, end, minutes - 1), self.counts(subject, end)]:
-            total.update(counts)
-        return total
-
-    def drain(self, before: datetime) -> dict[Bucket, Counter[str]]:
-        """Remove and return the buckets of minutes before ``before`` (closed minutes, for a sink)."""
-        cutoff = minute_of(before)
-        closed = {key: counts for key, counts in self._buckets.items() if key[1] < cutoff}
-        for key in closed:
-            del self._buckets[key]
-        return closed
 
 
 def emerging_terms(

@@ -1,71 +1,23 @@
-"""Hot words per subject and minute, and terms emerging against their own baseline."""
+"""Top terms, and terms emerging against their own baseline (the live store counts them per minute)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.hotwords import HotWords, HotWordsError, emerging_terms, minute_of, top_terms
+from pipeline.hotwords import HotWordsError, emerging_terms, top_terms
 
 T0 = datetime(2025, 3, 1, 8, 0, 12, tzinfo=UTC)
 MINUTE = T0.replace(second=0)
 
 
-def test_minute_buckets_in_utc() -> None:
-    assert minute_of(T0) == MINUTE
-    assert minute_of(datetime(2025, 3, 1, 16, 0, 59, tzinfo=UTC).astimezone()) == MINUTE.replace(hour=16)
-    assert minute_of(datetime(2025, 3, 1, 8, 0, 30)) == MINUTE
-
-
-def test_each_post_counts_a_term_once_under_each_subject() -> None:
-    hot = HotWords()
-    hot.add(["云帆", "手机", "云帆"], T0, ["垃圾", "垃圾", "垃圾", "电池"])
-    hot.add(["云帆"], T0 + timedelta(seconds=5), ["电池", "发热", ""])
-    hot.add(["云帆"], T0 + timedelta(minutes=1), ["客服"])
-    assert hot.counts("云帆", T0) == Counter({"电池": 2, "垃圾": 1, "发热": 1})
-    assert hot.counts("手机", T0) == Counter({"垃圾": 1, "电池": 1})
-    assert set(hot.buckets) == {("云帆", MINUTE), ("手机", MINUTE), ("云帆", MINUTE + timedelta(minutes=1))}
-    assert hot.top("云帆", T0, 2) == [("电池", 2), ("发热", 1)]
-    assert hot.top("云帆", T0, 5, exclude=["电池"]) == [("发热", 1), ("垃圾", 1)]
-    assert hot.window("云帆", T0 + timedelta(minutes=1), 2) == Counter({"电池": 2, "垃圾": 1, "发热": 1, "客服": 1})
-    past = hot.history("云帆", T0 + timedelta(minutes=2), 3)
-    assert past == [Counter(), hot.counts("云帆", T0), Counter({"客服": 1})]
-
-
 def test_top_terms_are_deterministic() -> None:
     assert top_terms({"b": 2, "a": 2, "c": 5, "d": 0}, 10) == [("c", 5), ("a", 2), ("b", 2)]
     assert top_terms({"a": 1}, 0) == []
-
-
-def test_old_minutes_expire_and_late_posts_are_ignored() -> None:
-    hot = HotWords(retain_minutes=10)
-    hot.add(["s"], T0, ["旧"])
-    hot.add(["s"], T0 + timedelta(minutes=30), ["新"])
-    assert ("s", MINUTE) not in hot.buckets
-    hot.add(["s"], T0, ["迟到"])
-    assert ("s", MINUTE) not in hot.buckets
-
-
-def test_a_bucket_is_pruned_to_its_top_terms() -> None:
-    hot = HotWords(max_terms=10)
-    hot.add(["s"], T0, ["常见"])
-    for n in range(30):
-        hot.add(["s"], T0, ["常见", f"词{n}"])
-    assert len(hot.counts("s", T0)) <= 10
-    assert hot.top("s", T0, 1) == [("常见", 31)]
-
-
-def test_drain_returns_closed_minutes() -> None:
-    hot = HotWords()
-    hot.add(["s"], T0, ["a1"])
-    hot.add(["s"], T0 + timedelta(minutes=1), ["b1"])
-    closed = hot.drain(T0 + timedelta(minutes=1))
-    assert closed == {("s", MINUTE): Counter({"a1": 1})}
-    assert list(hot.buckets) == [("s", MINUTE + timedelta(minutes=1))]
 
 
 def history_of(minutes: int = 10) -> list[Counter[str]]:
@@ -93,8 +45,6 @@ def test_minimum_count_and_no_baseline() -> None:
     assert emerging_terms(Counter(), history_of()) == []
     with pytest.raises(HotWordsError):
         emerging_terms(Counter(), [], min_count=0)
-    with pytest.raises(HotWordsError):
-        HotWords(retain_minutes=0)
 
 
 @settings(max_examples=80, deadline=None)
