@@ -107,8 +107,3 @@ class AlertStore:
         )
         attempts = [json.loads(fields["delivery"]) for _id, fields in reversed(entries)]
         return [a for a in attempts if alert_id is None or a["alert_id"] == alert_id]
-
-    def dropped_from_detection(self) -> dict[str, int]:
-        """Posts left out of detection, by reason (too_far_future, too_late), counted once each."""
-        raw = cast(dict[str, str], self._client.hgetall(self._keys.detection_dropped))
-        return {reason: int(count) for reason, count in raw.items()}
