@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -212,4 +213,6 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
     # Load the model and jieba before joining the group, so the first batch is not slow.
     _ = pipeline.runtime, pipeline.preparer
     worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)
+    if not sys.stdout.isatty():
+        worker.spinner = None  # its terminal escapes would only litter a log file
     worker.execute_from_commandline()
