@@ -64,6 +64,11 @@ def minute_counts(minute: datetime, sentiments: Counter[str]) -> MinuteCounts:
     )
 
 
+def minute_range(first: datetime, end: datetime) -> list[datetime]:
+    """The minutes from ``first`` up to, not including, ``end`` (both minute starts)."""
+    return [first + i * MINUTE for i in range(max(int((end - first) / MINUTE), 0))]
+
+
 class AlertService:
     """Detection over the monitored subjects; blocking (run it off the event loop)."""
 
@@ -121,7 +126,7 @@ class AlertService:
         return clock if self._last_clock is None else max(clock, self._last_clock)  # never backwards
 
     def _history_minutes(self, current: datetime) -> list[datetime]:
-        return [current - (self.warmup_minutes - i) * MINUTE for i in range(self.warmup_minutes)]
+        return minute_range(current - self.warmup_minutes * MINUTE, current)
 
     def _warm_up(self, subject: str, current: datetime, history: list[dict[str, Counter[str]]]) -> None:
         """Give a subject new to the engine its baseline from the closed minutes Redis holds; what those
@@ -152,11 +157,7 @@ class AlertService:
 
     def _close_until(self, current: datetime, monitored: set[str]) -> list[AlertEvent]:
         assert self._closed_until is not None
-        minutes = []
-        minute = self._closed_until
-        while minute < current:
-            minutes.append(minute)
-            minute += MINUTE
+        minutes = minute_range(self._closed_until, current)
         events: list[AlertEvent] = []
         for minute, per_subject in zip(minutes, self.live.subject_minutes(minutes), strict=True):
             for subject, sentiments in per_subject.items():
@@ -170,11 +171,7 @@ class AlertService:
     def _record(self, event: AlertEvent, now: datetime) -> Alert:
         """The alert with its evidence: counts against the baseline, top negative posts, hot words, link."""
         start = max(floor_minute(event.started_at), floor_minute(now) - EVIDENCE_MINUTES * MINUTE)
-        minutes = []
-        minute = start
-        while minute <= floor_minute(now):
-            minutes.append(minute)
-            minute += MINUTE
+        minutes = minute_range(start, floor_minute(now) + MINUTE)
         subject = event.subject
         series = self.live.subject_minutes(minutes)
         evidence: dict[str, object] = {
