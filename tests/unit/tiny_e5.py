@@ -39,8 +39,10 @@ def build_tiny_base(folder: Path) -> Path:
     return folder
 
 
-def train_tiny(base: Path, out: Path, steps: int = 6, **kwargs: Any) -> dict[str, Any]:
-    config = LoopConfig(batch_size=8, lr=1e-3, max_steps=steps, eval_every=3, checkpoint_every=3)
+def train_tiny(
+    base: Path, out: Path, steps: int = 6, config: LoopConfig | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    config = config or LoopConfig(batch_size=8, lr=1e-3, max_steps=steps, eval_every=3, checkpoint_every=3)
     options: dict[str, Any] = {"max_length": 32, "limit_per_corpus": 24, "val_limit_per_corpus": 8}
     return train_teacher(base, out, config, test_limit_per_corpus=8, **{**options, **kwargs})
 

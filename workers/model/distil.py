@@ -30,6 +30,7 @@ from workers.model.folders import (
     LABEL2ID,
     SPLIT_METHOD,
     TEXT_PREFIX,
+    CorpusLimit,
     folder_bytes,
     predict_logits,
     prefixed,
@@ -73,14 +74,16 @@ def build_student(teacher: Any, layers: list[int]) -> Any:
     return student
 
 
-def teacher_logits(teacher: Any, tokenizer: Any, texts: list[str], max_length: int, cache: Path) -> torch.Tensor:
+def teacher_logits(
+    teacher: Any, tokenizer: Any, texts: list[str], max_length: int, cache: Path, precision: str = "fp32"
+) -> torch.Tensor:
     """The teacher's logits on the training texts, cached so a resumed distillation skips this pass."""
     key = _texts_key(texts, max_length)
     if cache.is_file():
         stored = load_file(str(cache))
         if "logits" in stored and "key" in stored and _decode(stored["key"]) == key:
             return stored["logits"]
-    logits = torch.from_numpy(predict_logits(teacher, tokenizer, texts, max_length))
+    logits = torch.from_numpy(predict_logits(teacher, tokenizer, texts, max_length, precision=precision))
     save_file({"logits": logits, "key": _encode(key)}, str(cache))
     return logits
 
@@ -156,7 +159,7 @@ def distil(
     vocab_limit_per_corpus: int | None = None,
     temperature: float = 2.0,
     alpha: float = 0.7,
-    limit_per_corpus: int | None = None,
+    limit_per_corpus: CorpusLimit = None,
     val_limit_per_corpus: int | None = 400,
     test_limit_per_corpus: int | None = None,
     resume: bool = True,
@@ -180,7 +183,7 @@ def distil(
     validation = split_examples("validation", val_limit_per_corpus, config.seed)
     texts = prefixed(e.text for e in train)
     out.mkdir(parents=True, exist_ok=True)
-    soft = teacher_logits(teacher, tokenizer, texts, max_length, out / LOGITS_FILE).to(device)
+    soft = teacher_logits(teacher, tokenizer, texts, max_length, out / LOGITS_FILE, config.precision).to(device)
     chosen = pick_layers(teacher.config.num_hidden_layers, layers)
     torch.manual_seed(config.seed)
     student = build_student(teacher, chosen).to(device)
@@ -206,7 +209,7 @@ def distil(
         "max_length": max_length,
         "train_embeddings": train_embeddings,
     }
-    validate = validation_fn(tokenizer, validation, max_length, 64)
+    validate = validation_fn(tokenizer, validation, max_length, 64, config.precision)
     labels = [LABEL2ID[e.label] for e in train]
     result = run_loop(
         student,

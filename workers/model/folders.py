@@ -50,13 +50,25 @@ def subsample(examples: list[Example], limit: int | None, seed: int) -> list[Exa
     return [examples[i] for i in keep]
 
 
-def split_examples(split: Split, limit_per_corpus: int | None = None, seed: int = SPLIT_SEED) -> list[Example]:
+CorpusLimit = int | dict[str, int | None] | None  # one cap for every corpus, or caps by corpus name
+
+
+def split_examples(split: Split, limit_per_corpus: CorpusLimit = None, seed: int = SPLIT_SEED) -> list[Example]:
     """One split of every corpus, each corpus capped at ``limit_per_corpus``, corpus after corpus."""
     return [
         example
         for name in CORPORA
-        for example in subsample([e for e in load_corpus(name) if e.split == split], limit_per_corpus, seed)
+        for example in subsample([e for e in load_corpus(name) if e.split == split], _cap(limit_per_corpus, name), seed)
     ]
+
+
+def _cap(limit: CorpusLimit, corpus: str) -> int | None:
+    return limit.get(corpus) if isinstance(limit, dict) else limit
+
+
+def autocast(device: torch.device | str, precision: str) -> Any:
+    """bf16 autocast for ``precision == "bf16"`` (CPUs with AMX or AVX-512 BF16, and GPUs); else a no-op."""
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def label_counts(examples: Iterable[Example]) -> dict[str, dict[str, dict[str, int]]]:
@@ -93,7 +105,12 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.inference_mode()
 def predict_logits(
-    model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], max_length: int, batch_size: int = 64
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Logits for already-prefixed texts; batches are length-sorted so little compute goes to padding."""
     was_training = model.training
@@ -105,7 +122,8 @@ def predict_logits(
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         batch = {k: v.to(device) for k, v in pad_batch([rows[i] for i in chunk], tokenizer.pad_token_id).items()}
-        out[chunk] = model(**batch).logits.float().cpu().numpy()
+        with autocast(device, precision):
+            out[chunk] = model(**batch).logits.float().cpu().numpy()
     model.train(was_training)
     return out
 

@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from pipeline.errors import YuqingError
-from workers.model.folders import pad_batch
+from workers.model.folders import autocast, pad_batch
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "state.pt"
@@ -56,6 +56,7 @@ class LoopConfig:
     eval_every: int = 100
     keep_checkpoints: int = 2
     bucket: int = 50  # batches per length-sorted pool
+    precision: str = "fp32"  # or "bf16": autocast forward passes (about 1.4x on a 2-core AMX CPU)
 
 
 @dataclass
@@ -239,7 +240,8 @@ def run_loop(
         started = time.perf_counter()
         inputs = {k: v.to(device) for k, v in pad_batch([rows[i] for i in chunk], pad_id).items()}
         batch = Batch(inputs, torch.tensor([labels[i] for i in chunk], device=device), torch.from_numpy(chunk))
-        loss = loss_fn(model, batch)
+        with autocast(device, config.precision):
+            loss = loss_fn(model, batch)
         loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.clip_norm)
         opt.step()

@@ -27,6 +27,7 @@ from workers.model.folders import (
     SNOWNLP_NOTE,
     SPLIT_METHOD,
     TEXT_PREFIX,
+    CorpusLimit,
     corpus_metrics,
     label_counts,
     labels_of,
@@ -57,6 +58,20 @@ def load_classifier(folder: Path, seed: int, device: str = "cpu") -> Any:
     return model.to(device)
 
 
+def freeze_bottom_layers(model: Any, count: int) -> None:
+    """Freeze the lowest ``count`` encoder layers: their weights get no gradient and no optimizer state.
+
+    A CPU step then skips their weight-gradient matmuls and AdamW updates. Activation gradients still
+    flow through them to the position embeddings and the embedding LayerNorm, which keep learning;
+    the upper layers carry most of what fine-tuning changes.
+    """
+    layers = model.base_model.encoder.layer
+    if not 0 <= count < len(layers):
+        raise TrainingError(f"--freeze-layers must be between 0 and {len(layers) - 1}, not {count}")
+    for layer in layers[:count]:
+        layer.requires_grad_(False)
+
+
 def base_lineage(base: Path) -> dict[str, Any]:
     """What the run starts from: the e5 build report, or (continuing a trained folder) that folder's card."""
     report = read_json(base / "build_report.json")
@@ -67,11 +82,14 @@ def base_lineage(base: Path) -> dict[str, Any]:
     return {"model_sha256": sha256_file(base / "model.safetensors"), **{k: card[k] for k in keys if k in card}}
 
 
-def validation_fn(tokenizer: Any, examples: list[Example], max_length: int, batch_size: int) -> Any:
+def validation_fn(
+    tokenizer: Any, examples: list[Example], max_length: int, batch_size: int, precision: str = "fp32"
+) -> Any:
     texts = prefixed(e.text for e in examples)
 
     def validate(model: torch.nn.Module) -> tuple[float, dict[str, Any]]:
-        metrics = corpus_metrics(examples, labels_of(predict_logits(model, tokenizer, texts, max_length, batch_size)))
+        logits = predict_logits(model, tokenizer, texts, max_length, batch_size, precision)
+        metrics = corpus_metrics(examples, labels_of(logits))
         return mean_macro_f1(metrics), {"validation": metrics}
 
     return validate
@@ -88,7 +106,7 @@ def test_metrics(
     return corpus_metrics(tests, labels_of(logits)), round(len(tests) / seconds, 2)
 
 
-def data_card(train: list[Example], validation: list[Example], limit: int | None, val_limit: int | None) -> Any:
+def data_card(train: list[Example], validation: list[Example], limit: CorpusLimit, val_limit: int | None) -> Any:
     return {
         "train_and_validation": label_counts([*train, *validation]),
         "test": label_counts(split_examples("test")),
@@ -103,11 +121,12 @@ def train_teacher(
     out: Path = DEFAULT_OUT,
     config: LoopConfig | None = None,
     max_length: int = 96,
-    limit_per_corpus: int | None = None,
+    limit_per_corpus: CorpusLimit = None,
     val_limit_per_corpus: int | None = 400,
     test_limit_per_corpus: int | None = None,
     resume: bool = True,
     train_embeddings: bool = False,
+    freeze_layers: int = 0,
     device: str = "cpu",
     on_batch: Any = None,
     time_budget_s: float | None = None,
@@ -126,12 +145,14 @@ def train_teacher(
     model = load_classifier(base, config.seed, device)
     if not train_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
+    freeze_bottom_layers(model, freeze_layers)
     base_report = base_lineage(base)
     fingerprint = {
         "base_sha256": base_report.get("model_sha256"),
         "max_length": max_length,
         "limit_per_corpus": limit_per_corpus,
         "train_embeddings": train_embeddings,
+        "freeze_layers": freeze_layers,
         "val_limit_per_corpus": val_limit_per_corpus,
     }
 
@@ -150,7 +171,7 @@ def train_teacher(
         config,
         out,
         fingerprint,
-        validate=validation_fn(tokenizer, validation, max_length, 64),
+        validate=validation_fn(tokenizer, validation, max_length, 64, config.precision),
         resume=resume,
         on_batch=on_batch,
         time_budget_s=time_budget_s,
@@ -172,6 +193,7 @@ def train_teacher(
             **asdict(config),
             "max_length": max_length,
             "train_embeddings": train_embeddings,
+            "frozen_bottom_layers": freeze_layers,
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "parameters": sum(p.numel() for p in model.parameters()),
             "selection": "best validation mean macro-F1 across corpora",
