@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
         "auto",
-        description="auto: bf16 on a GPU that has it, else fp16; fp32 on CPU. int8: dynamic quantisation, CPU only.",
+        description="auto: bf16 on a GPU that has it, else fp16; on a CPU bf16 where native (AMX, AVX-512 BF16), "
+        "else fp32. int8: dynamic quantisation, CPU only.",
     )
     torch_threads: int = Field(0, ge=0, description="CPU threads torch may use (0 = torch's default).")
     model_labels: str = Field(

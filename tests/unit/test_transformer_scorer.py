@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from pipeline.settings import Settings
 from schemas.records import SENTIMENTS
 from tests.tiny_transformer import build_tiny
-from workers.model.options import RuntimeOptions, RuntimeOptionsError, resolve_device, resolve_precision
+from workers.model.options import (
+    RuntimeOptions,
+    RuntimeOptionsError,
+    cpu_has_native_bf16,
+    resolve_device,
+    resolve_precision,
+)
 from workers.model.transformer import TransformerScorer, load_transformer
 from workers.runtime import ScoringRuntime
 from workers.scoring import UNKNOWN, ModelNotFoundError, Prediction, load_scorer, weights_version
@@ -212,8 +218,10 @@ def test_int8_runs_on_cpu(card_dir: Path, scorer: TransformerScorer) -> None:
 
 def test_runtime_options_resolve() -> None:
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert resolve_precision("bf16", cpu) == "bf16"
+    assert cpu_has_native_bf16("flags : fpu avx512f amx_bf16 amx_tile") and cpu_has_native_bf16("avx512_bf16")
+    assert not cpu_has_native_bf16("flags : fpu avx2 avx512f") and not cpu_has_native_bf16("")
     with pytest.raises(RuntimeOptionsError, match="CPU only"):
         resolve_precision("int8", torch.device("cuda"))
     with pytest.raises(RuntimeOptionsError, match="unknown precision"):
