@@ -245,6 +245,12 @@ def train_command(base: Path, out: Path, train_embeddings: bool, freeze_layers: 
 @click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of the soft (teacher) loss.")
 @click.option("--train-embeddings", is_flag=True, help="Also train the (trimmed) word embeddings.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option(
+    "--continue-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start from a student of this teacher (its layers and vocabulary) instead of the teacher's layers.",
+)
 @_loop_options
 def distil_command(
     teacher: Path,
@@ -256,6 +262,7 @@ def distil_command(
     alpha: float,
     train_embeddings: bool,
     dtype: str,
+    continue_from: Path | None,
     **options: Any,
 ) -> None:
     """Distil the teacher into a smaller, faster student folder (fewer layers, trimmed vocabulary)."""
@@ -277,6 +284,7 @@ def distil_command(
         dtype=dtype,
         device=options["device"],
         time_budget_s=_budget_seconds(options),
+        continue_from=continue_from,
     )
     keys = ("model_id", "version", "metrics", "throughput", "size")
     click.echo(json.dumps({k: card[k] for k in keys}, indent=2))

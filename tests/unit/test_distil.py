@@ -12,7 +12,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from tests.unit.tiny_e5 import shared_teacher
 from workers.model.distil import build_student, distil, kd_loss, pick_layers
 from workers.model.folders import folder_bytes, prefixed, sha256_file, split_examples
-from workers.model.loop import LoopConfig
+from workers.model.loop import LoopConfig, TrainingError
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,22 @@ def test_student_folder_loads_is_smaller_and_ids_line_up(teacher: Path, student:
     assert new_tok.unk_token_id not in new_tok("从未见过的句子：鼹鼠在沙漠里开演唱会")["input_ids"]
     logits = small(**new_tok(["query: 很好", "query: terrible"], padding=True, return_tensors="pt")).logits
     assert logits.shape == (2, 3)
+
+
+def test_a_second_round_continues_the_student_with_its_vocabulary(
+    teacher: Path, student: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    first, first_card = student
+    config = LoopConfig(batch_size=8, lr=1e-4, max_steps=2, eval_every=2, checkpoint_every=2)
+    card = distil(teacher, tmp_path, config, limit_per_corpus=16, val_limit_per_corpus=8, test_limit_per_corpus=8,
+                  continue_from=first)  # fmt: skip
+    assert card["continued_from"]["version"] == first_card["version"]
+    assert card["hyperparameters"]["layers_kept"] == first_card["hyperparameters"]["layers_kept"]
+    assert card["vocab_trim"] == first_card["vocab_trim"] and card["model_id"] == first_card["model_id"]
+    assert (tmp_path / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
+    AutoModelForSequenceClassification.from_pretrained(tmp_path)  # a complete folder
+
+
+def test_only_a_student_of_this_teacher_continues(teacher: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="is not a student of this teacher"):
+        distil(teacher, tmp_path / "out", LoopConfig(max_steps=1), continue_from=teacher)

@@ -149,6 +149,28 @@ def _trim(
     return new_tokenizer, report
 
 
+def _continued(folder: Path, teacher_card: dict[str, Any], out: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """A student this teacher distilled, loaded to train on, and what its card says it was."""
+    card = read_json(folder / CARD_FILE)
+    if card is None or card.get("base", {}).get("teacher_version") != teacher_card["version"]:
+        raise TrainingError(f"{folder} is not a student of this teacher (version {teacher_card['version']})")
+    out.mkdir(parents=True, exist_ok=True)
+    if folder.resolve() != out.resolve():
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (out / name).write_bytes((folder / name).read_bytes())
+    student = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    keys = ("model_id", "version", "hyperparameters", "metrics", "validation", "vocab_trim", "continued_from")
+    return (
+        student,
+        AutoTokenizer.from_pretrained(folder),
+        {
+            "path": str(folder),
+            "layers_kept": card["hyperparameters"]["layers_kept"],
+            **{key: card.get(key) for key in keys},
+        },
+    )
+
+
 def distil(
     teacher_dir: Path = DEFAULT_TEACHER,
     out: Path = DEFAULT_OUT,
@@ -167,8 +189,13 @@ def distil(
     dtype: str = "float32",
     device: str = "cpu",
     time_budget_s: float | None = None,
+    continue_from: Path | None = None,
 ) -> dict[str, Any]:
-    """Distil the teacher folder into a student folder at ``out``; returns the student's card."""
+    """Distil the teacher folder into a student folder at ``out``; returns the student's card.
+
+    ``continue_from`` starts from a student this teacher already distilled (its layers and vocabulary)
+    instead of a fresh copy of the teacher's layers: a second round, say on another data mix.
+    """
     config = config or LoopConfig(lr=1e-4)
     teacher_dir, out = Path(teacher_dir), Path(out)
     teacher_card = read_json(teacher_dir / CARD_FILE)
@@ -184,13 +211,18 @@ def distil(
     texts = prefixed(e.text for e in train)
     out.mkdir(parents=True, exist_ok=True)
     soft = teacher_logits(teacher, tokenizer, texts, max_length, out / LOGITS_FILE, config.precision).to(device)
-    chosen = pick_layers(teacher.config.num_hidden_layers, layers)
     torch.manual_seed(config.seed)
-    student = build_student(teacher, chosen).to(device)
     teacher_tokenizer = tokenizer
     trim_report: dict[str, Any] | None = None
-    if trim_vocab:
-        tokenizer, trim_report = _trim(student, tokenizer, teacher_dir, out, max_pieces, vocab_limit_per_corpus)
+    continued: dict[str, Any] | None = None
+    if continue_from is not None:
+        student, tokenizer, continued = _continued(Path(continue_from), teacher_card, out)
+        student, chosen, trim_report = student.to(device), continued["layers_kept"], continued["vocab_trim"]
+    else:
+        chosen = pick_layers(teacher.config.num_hidden_layers, layers)
+        student = build_student(teacher, chosen).to(device)
+        if trim_vocab:
+            tokenizer, trim_report = _trim(student, tokenizer, teacher_dir, out, max_pieces, vocab_limit_per_corpus)
     if not train_embeddings:
         student.get_input_embeddings().weight.requires_grad_(False)
     rows = token_ids(tokenizer, texts, max_length)
@@ -201,6 +233,7 @@ def distil(
 
     fingerprint = {
         "teacher_version": teacher_card["version"],
+        "continue_from": continued and continued["version"],
         "layers": chosen,
         "trim": trim_report and trim_report["pieces_after"],
         "temperature": temperature,
@@ -237,10 +270,10 @@ def distil(
     parameters = sum(p.numel() for p in student.parameters())
     if dtype == "float16":
         student.half()
-    save_model_folder(student, out, tokenizer_source=None if trim_vocab else teacher_dir)
+    save_model_folder(student, out, tokenizer_source=None if trim_vocab or continued else teacher_dir)
     (out / LOGITS_FILE).unlink(missing_ok=True)
     card = {
-        "model_id": f"yuqing-e5-small-student-l{layers}",
+        "model_id": f"yuqing-e5-small-student-l{len(chosen)}",
         "labels": list(LABELS),
         "max_length": max_length,
         "text_prefix": TEXT_PREFIX,
@@ -259,6 +292,7 @@ def distil(
             "loss": "alpha*T^2*KL(teacher_T || student_T) + (1-alpha)*CE(labels)",
         },
         "vocab_trim": trim_report,
+        "continued_from": continued,
         "metrics": metrics,
         "validation": _selection(result),
         "throughput": {
