@@ -14,7 +14,7 @@ from pipeline.cli_alerts import alerts
 from pipeline.cli_api import api
 from pipeline.cli_subjects import subjects
 from pipeline.errors import YuqingError
-from pipeline.settings import get_settings
+from pipeline.settings import BASELINE_MODEL, get_settings
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
@@ -122,12 +122,12 @@ def build_base_command(out: Path, dtype: str) -> None:
 
 
 @model.command("train-baseline")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder (default: model path).")
-def train_baseline_command(out: Path | None) -> None:
+@click.option("--out", type=click.Path(path_type=Path), default=BASELINE_MODEL, show_default=True)
+def train_baseline_command(out: Path) -> None:
     """Train the TF-IDF + logistic-regression baseline on the shipped corpora."""
     from workers.model.baseline import train_baseline
 
-    metrics = train_baseline(out or get_settings().model_path)
+    metrics = train_baseline(out)
     click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
 
 

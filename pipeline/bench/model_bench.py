@@ -22,18 +22,19 @@ import numpy as np
 
 from pipeline.errors import YuqingError
 from pipeline.ingest.synthetic import SyntheticFeed
+from pipeline.settings import STUDENT_MODEL
 from workers.batching import plan_model_calls
 from workers.model.options import RuntimeOptions
 from workers.scoring import CARD_FILE, HF_CONFIG_FILE, Scorer, load_scorer
 
 MODELS_DIR = Path(".yuqing/models")
-DEFAULT_MODELS = (MODELS_DIR / "teacher", MODELS_DIR / "student")
+TEACHER_DIR = MODELS_DIR / "teacher"
 BASE_DIR = MODELS_DIR / "e5-small-base"
 BASELINE_DIR = MODELS_DIR / "baseline"
 BUCKET_WINDOW = 256  # the workers' default micro-batch (YUQING_BATCH_MAX_ITEMS)
 TEXT_SOURCE = "SyntheticFeed('baseline', rate=10, seed=3)"
 RANDOM_HEAD = "a randomly initialised 3-class head, for timing only (its labels mean nothing)"
-RANDOM_HEAD_NOTE = f"no trained teacher or student found: e5-small-base with {RANDOM_HEAD}"
+TEACHER_STAND_IN = f"no trained teacher: e5-small-base, the teacher's shape, with {RANDOM_HEAD}"
 # Dense peak FLOP/s (no sparsity) by GPU name, most specific name first ("A100" before "A10").
 # fp32 is the plain FP32 rate: torch does not use TF32 for matmuls unless asked to.
 PEAK_FLOPS: tuple[tuple[str, dict[str, float]], ...] = (
@@ -190,15 +191,18 @@ def _load(paths: Sequence[Path] | None, options: RuntimeOptions) -> list[tuple[P
     """The scorers to time, with how each was loaded; the random-headed base when nothing trained exists."""
     from workers.model.transformer import UntrainedHeadError
 
-    if not paths and not any(_is_model(p) for p in DEFAULT_MODELS):
-        if not _is_model(BASE_DIR):
+    loaded: list[tuple[Path, Scorer, dict[str, Any]]] = []
+    if not paths:
+        # The teacher, or its untrained shape when it was never trained here (training is a long command).
+        if not _is_model(TEACHER_DIR) and _is_model(BASE_DIR):
+            loaded.append(_load_random_head(BASE_DIR, options, TEACHER_STAND_IN))
+        paths = [p for p in (TEACHER_DIR, STUDENT_MODEL) if _is_model(p)]
+        if not paths and not loaded:
             raise ModelBenchError(
-                f"no model to benchmark: none of {[str(p) for p in DEFAULT_MODELS]} nor {BASE_DIR}; "
+                f"no model to benchmark: none of {TEACHER_DIR}, {STUDENT_MODEL} nor {BASE_DIR}; "
                 "run `yuqing model build-base` (then `yuqing model train`), or pass --model PATH"
             )
-        return [_load_random_head(BASE_DIR, options, RANDOM_HEAD_NOTE)]
-    loaded: list[tuple[Path, Scorer, dict[str, Any]]] = []
-    for path in paths or [p for p in DEFAULT_MODELS if _is_model(p)]:
+    for path in paths:
         started = time.perf_counter()
         try:
             scorer = load_scorer(path, options=options)

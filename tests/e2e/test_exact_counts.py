@@ -22,6 +22,7 @@ from schemas.records import Post
 from tests.e2e.conftest import WorkerFactory, wait_until
 from tests.e2e.tcp_proxy import TcpProxy
 from workers.app import CRASH_EXIT_CODE
+from workers.model.options import RuntimeOptions
 from workers.scoring import load_scorer
 from workers.stages import subjects_of
 
@@ -45,7 +46,7 @@ def produce(settings: Settings, n: int = N) -> list[Post]:
 def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:
     """What the scorer says, computed here independently of the workers."""
     texts = [clean(p.text).content or p.text for p in posts]  # what the workers feed the model
-    predictions = load_scorer(settings.model_path).predict(texts)
+    predictions = load_scorer(settings.model_path, options=RuntimeOptions.from_settings(settings)).predict(texts)
     expected: Counter[tuple[str, str]] = Counter()
     for post, prediction in zip(posts, predictions, strict=True):
         for subject in subjects_of(post):

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from tests.conftest import require_service
 from tests.tiny_transformer import build_tiny
+from workers.model.options import cpu_has_native_bf16
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,8 @@ def test_short_bench_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     assert result["bench"] == "model" and result["short"] is True
     assert result["plan"]["batch_sizes"] == [1, 8, 32]
-    assert result["device"] == "cpu" and result["precision"] == "fp32" and result["torch_threads"] == 2
+    precision = "bf16" if cpu_has_native_bf16() else "fp32"  # what precision auto picks on this CPU
+    assert result["device"] == "cpu" and result["precision"] == precision and result["torch_threads"] == 2
     assert result["peak_flops"] is None and result["gpu"] is None  # no known peak on a CPU
     reference = result["reference"]
     assert reference["model_id"] == "yuqing-baseline-tfidf-lr" and reference["best"]["posts_per_s"] > 0
