@@ -39,7 +39,7 @@ $(BASE): $(STAMP)
 	$(BIN)/yuqing model build-base > /dev/null
 
 # Training is not part of the two set-up commands. `make teacher` fine-tunes the e5 base (33 min on
-# 2 CPU cores), `make student` distils the committed default from it in three rounds (about 45 min):
+# 2 CPU cores), `make student` distils the committed student from it in three rounds (about 45 min):
 # the recipe behind docs/model-cards/teacher.json and models/student/model.json. DEVICE=cuda on a GPU.
 DEVICE ?= cpu
 TRAIN  := --precision bf16 --device $(DEVICE) --threads 2 --no-resume
