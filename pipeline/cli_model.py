@@ -107,9 +107,16 @@ def _train_limits(options: dict[str, Any]) -> Any:
     return {name: overrides.get(name, options["limit_per_corpus"]) for name in CORPORA}
 
 
-def _budget_seconds(options: dict[str, Any]) -> float | None:
+def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
+    """What ``train_teacher`` and ``distil`` take alike from the shared loop options."""
     minutes = options["time_budget"]
-    return None if minutes is None else minutes * 60.0
+    return {
+        "limit_per_corpus": _train_limits(options),
+        "val_limit_per_corpus": options["val_limit_per_corpus"],
+        "resume": options["resume"],
+        "device": options["device"],
+        "time_budget_s": None if minutes is None else minutes * 60.0,
+    }
 
 
 @model.command("train")
@@ -129,13 +136,9 @@ def train_command(base: Path, out: Path, train_embeddings: bool, freeze_layers: 
         out,
         _loop_config(options, default_lr=6e-5),
         max_length=options["max_length"],
-        limit_per_corpus=_train_limits(options),
-        val_limit_per_corpus=options["val_limit_per_corpus"],
-        resume=options["resume"],
         train_embeddings=train_embeddings,
         freeze_layers=freeze_layers,
-        device=options["device"],
-        time_budget_s=_budget_seconds(options),
+        **_run_arguments(options),
     )
     click.echo(json.dumps({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, indent=2))
 
@@ -182,14 +185,10 @@ def distil_command(
         max_pieces=max_pieces,
         temperature=temperature,
         alpha=alpha,
-        limit_per_corpus=_train_limits(options),
-        val_limit_per_corpus=options["val_limit_per_corpus"],
-        resume=options["resume"],
         train_embeddings=train_embeddings,
         dtype=dtype,
-        device=options["device"],
-        time_budget_s=_budget_seconds(options),
         continue_from=continue_from,
+        **_run_arguments(options),
     )
     keys = ("model_id", "version", "metrics", "throughput", "size")
     click.echo(json.dumps({k: card[k] for k in keys}, indent=2))
