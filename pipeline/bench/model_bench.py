@@ -22,15 +22,12 @@ import numpy as np
 
 from pipeline.errors import YuqingError
 from pipeline.ingest.synthetic import SyntheticFeed
-from pipeline.settings import STUDENT_MODEL
+from pipeline.settings import BASELINE_MODEL, STUDENT_MODEL, TEACHER_MODEL
 from workers.batching import plan_model_calls
 from workers.model.options import RuntimeOptions
 from workers.scoring import CARD_FILE, HF_CONFIG_FILE, Scorer, load_scorer
 
-MODELS_DIR = Path(".yuqing/models")
-TEACHER_DIR = MODELS_DIR / "teacher"
-BASE_DIR = MODELS_DIR / "e5-small-base"
-BASELINE_DIR = MODELS_DIR / "baseline"
+BASE_DIR = Path(".yuqing/models/e5-small-base")
 BUCKET_WINDOW = 256  # the workers' default micro-batch (YUQING_BATCH_MAX_ITEMS)
 TEXT_SOURCE = "SyntheticFeed('baseline', rate=10, seed=3)"
 RANDOM_HEAD = "a randomly initialised 3-class head, for timing only (its labels mean nothing)"
@@ -194,12 +191,12 @@ def _load(paths: Sequence[Path] | None, options: RuntimeOptions) -> list[tuple[P
     loaded: list[tuple[Path, Scorer, dict[str, Any]]] = []
     if not paths:
         # The teacher, or its untrained shape when it was never trained here (training is a long command).
-        if not _is_model(TEACHER_DIR) and _is_model(BASE_DIR):
+        if not _is_model(TEACHER_MODEL) and _is_model(BASE_DIR):
             loaded.append(_load_random_head(BASE_DIR, options, TEACHER_STAND_IN))
-        paths = [p for p in (TEACHER_DIR, STUDENT_MODEL) if _is_model(p)]
+        paths = [p for p in (TEACHER_MODEL, STUDENT_MODEL) if _is_model(p)]
         if not paths and not loaded:
             raise ModelBenchError(
-                f"no model to benchmark: none of {TEACHER_DIR}, {STUDENT_MODEL} nor {BASE_DIR}; "
+                f"no model to benchmark: none of {TEACHER_MODEL}, {STUDENT_MODEL} nor {BASE_DIR}; "
                 "run `yuqing model build-base` (then `yuqing model train`), or pass --model PATH"
             )
     for path in paths:
@@ -263,8 +260,8 @@ def run(
     loaded = _load(models, options or RuntimeOptions())
     runtime = _runtime([scorer for _, scorer, _ in loaded])
     reference: dict[str, Any] | None = None
-    if (BASELINE_DIR / CARD_FILE).is_file():
-        reference = {"path": str(BASELINE_DIR)} | bench_scorer(load_scorer(BASELINE_DIR), texts, plan, max_tokens)
+    if (BASELINE_MODEL / CARD_FILE).is_file():
+        reference = {"path": str(BASELINE_MODEL)} | bench_scorer(load_scorer(BASELINE_MODEL), texts, plan, max_tokens)
     results = []
     for path, scorer, info in loaded:
         result = {"path": str(path)} | info | bench_scorer(scorer, texts, plan, max_tokens, runtime["peak_flops"])
@@ -289,7 +286,7 @@ def run(
         },
         **runtime,
         "reference": reference,
-        "reference_note": None if reference else f"no baseline at {BASELINE_DIR}: run `yuqing model train-baseline`",
+        "reference_note": None if reference else f"no baseline at {BASELINE_MODEL}: run `yuqing model train-baseline`",
         "models": results,
         "seconds": round(time.perf_counter() - started, 1),
     }

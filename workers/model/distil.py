@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast
 
+from pipeline.settings import TEACHER_MODEL
 from workers.model import vocab_trim
 from workers.model.corpora import LABELS, Split
 from workers.model.folders import (
@@ -44,7 +45,7 @@ from workers.model.folders import (
 from workers.model.loop import Batch, LoopConfig, TrainingError, best_weights, load_trainable, run_loop
 from workers.model.train import _selection, data_card, test_metrics, validation_fn
 
-DEFAULT_TEACHER = Path(".yuqing/models/teacher")
+DEFAULT_TEACHER = TEACHER_MODEL
 DEFAULT_OUT = Path(".yuqing/models/student")
 LOGITS_FILE = "teacher_logits.safetensors"
 _LAYER = re.compile(r"\.layer\.(\d+)\.")

@@ -18,12 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.settings import STUDENT_MODEL
+from pipeline.settings import STUDENT_MODEL, TEACHER_MODEL
 from workers.model.corpora import SPLIT_SEED, Example
 from workers.model.folders import CARD_FILE, corpus_metrics, labels_of, predict_logits, read_json, split_examples
 
-# The teacher (trained here by `yuqing model train`) and the committed student.
-DEFAULT_MODELS = (Path(".yuqing/models/teacher"), STUDENT_MODEL)
+DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
 SCORER_CHUNK = 256
 
 Predict = Callable[[Sequence[str]], list[str]]

@@ -20,6 +20,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from pipeline.settings import TEACHER_MODEL
 from workers.model.corpora import LABELS, Example
 from workers.model.folders import (
     ID2LABEL,
@@ -45,7 +46,7 @@ from workers.model.folders import (
 from workers.model.loop import Batch, LoopConfig, LoopResult, TrainingError, best_weights, load_trainable, run_loop
 
 DEFAULT_BASE = Path(".yuqing/models/e5-small-base")
-DEFAULT_OUT = Path(".yuqing/models/teacher")
+DEFAULT_OUT = TEACHER_MODEL
 TEACHER_MODEL_ID = "yuqing-e5-small-sentiment"
 
 
