@@ -25,7 +25,7 @@ from pipeline.ingest.producer import Ingestor
 from pipeline.ingest.synthetic import SyntheticFeed
 from pipeline.kafka import distinct_keys, ensure_topics
 from pipeline.query import window_rows
-from pipeline.services import ServiceError, redis_or_valkey, tansu_broker
+from pipeline.services import ServiceError, redis_or_valkey, spawn_child, tansu_broker
 from pipeline.settings import Settings, settings_env
 from pipeline.sinks.redis_live import RedisLive, connect, delete_prefix
 from schemas.records import Alert
@@ -44,8 +44,7 @@ def start_worker(settings: Settings, log_path: Path, *, with_api: bool = False) 
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "pipeline", "worker", "--loglevel", "WARNING", *(["--api"] if with_api else [])]
     with log_path.open("ab") as log:
-        # Its own session, so Ctrl-C reaches only the demo, which then drains and stops it in order.
-        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return spawn_child(command, env=env, log=log)
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:

