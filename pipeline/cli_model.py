@@ -43,7 +43,7 @@ def _loop_options(function: Any) -> Any:
         click.option("--max-steps", type=int, default=None, help="Stop after N steps (overrides --epochs)."),
         click.option("--batch-size", type=int, default=32, show_default=True),
         click.option("--lr", type=float, default=None, help="Peak learning rate (default per command)."),
-        click.option("--max-length", type=int, default=96, show_default=True, help="Tokens per text."),
+        click.option("--max-length", type=int, default=None, help="Tokens per text (train: 96, distil: teacher's)."),
         click.option("--limit-per-corpus", type=int, default=None, help="Subsample each corpus's train split."),
         click.option(
             "--corpus-limit",
@@ -126,18 +126,23 @@ def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--out", type=click.Path(path_type=Path), default=TEACHER_MODEL, show_default=True)
 @click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
 @click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @_loop_options
-def train_command(base: Path, out: Path, train_embeddings: bool, freeze_layers: int, **options: Any) -> None:
-    """Fine-tune the e5-small base into the 3-class sentiment teacher; writes a model folder and card."""
+def train_command(
+    base: Path, out: Path, train_embeddings: bool, freeze_layers: int, dtype: str, **options: Any
+) -> None:
+    """Fine-tune the e5-small base (or a trained folder, for a further round) on the labels; writes a
+    model folder and card."""
     from workers.model.train import train_teacher
 
     card = train_teacher(
         base,
         out,
         _loop_config(options, default_lr=6e-5),
-        max_length=options["max_length"],
+        max_length=options["max_length"] or 96,
         train_embeddings=train_embeddings,
         freeze_layers=freeze_layers,
+        dtype=dtype,
         **_run_arguments(options),
     )
     click.echo(json.dumps({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, indent=2))
@@ -188,6 +193,7 @@ def distil_command(
         train_embeddings=train_embeddings,
         dtype=dtype,
         continue_from=continue_from,
+        max_length=options["max_length"],
         **_run_arguments(options),
     )
     keys = ("model_id", "version", "metrics", "throughput", "size")

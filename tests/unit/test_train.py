@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +156,17 @@ def test_frozen_bottom_layers_and_bf16_train_only_the_layers_above(base: Path, t
 def test_freezing_every_layer_is_refused(base: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="--freeze-layers must be between 0 and 1"):
         train_tiny(base, tmp_path, freeze_layers=2)
+
+
+def test_a_further_round_on_a_trained_folder_keeps_its_id_and_lineage(uninterrupted: Any, tmp_path: Path) -> None:
+    trained, first, _ = uninterrupted
+    student = tmp_path / "student"
+    shutil.copytree(trained, student, ignore=shutil.ignore_patterns("checkpoints"))
+    card_path = student / "model.json"
+    card_path.write_text(json.dumps({**first, "model_id": "tiny-student-l2"}), encoding="utf-8")
+    card = train_tiny(student, tmp_path / "round-2", steps=3, max_length=48, dtype="float16")
+    assert card["model_id"] == "tiny-student-l2" and card["max_length"] == 48
+    assert card["base"]["version"] == first["version"] and card["base"]["model_id"] == "tiny-student-l2"
+    assert card["hyperparameters"]["dtype"] == "float16"
+    weights = load_file(str(tmp_path / "round-2" / "model.safetensors"))
+    assert {v.dtype for v in weights.values()} == {torch.float16}

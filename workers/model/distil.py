@@ -191,11 +191,13 @@ def distil(
     device: str = "cpu",
     time_budget_s: float | None = None,
     continue_from: Path | None = None,
+    max_length: int | None = None,
 ) -> dict[str, Any]:
     """Distil the teacher folder into a student folder at ``out``; returns the student's card.
 
     ``continue_from`` starts from a student this teacher already distilled (its layers and vocabulary)
     instead of a fresh copy of the teacher's layers: a second round, say on another data mix.
+    ``max_length`` defaults to the teacher's.
     """
     config = config or LoopConfig(lr=1e-4)
     teacher_dir, out = Path(teacher_dir), Path(out)
@@ -203,7 +205,7 @@ def distil(
     if teacher_card is None:
         raise TrainingError(f"no teacher model at {teacher_dir}; run `yuqing model train` first")
     started = time.perf_counter()
-    max_length = int(teacher_card["max_length"])
+    max_length = max_length or int(teacher_card["max_length"])
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(device)
     teacher.eval()

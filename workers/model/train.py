@@ -128,11 +128,16 @@ def train_teacher(
     resume: bool = True,
     train_embeddings: bool = False,
     freeze_layers: int = 0,
+    dtype: str = "float32",
     device: str = "cpu",
     on_batch: Any = None,
     time_budget_s: float | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``base`` into ``out``; returns the model card."""
+    """Fine-tune ``base`` into ``out``; returns the model card.
+
+    ``base`` is the e5 build, or a folder this project trained (a student, say, for a further round on
+    the labels alone): the result then keeps that folder's model id and its card as lineage.
+    """
     config = config or LoopConfig()
     base, out = Path(base), Path(out)
     if not (base / "config.json").is_file():
@@ -181,9 +186,13 @@ def train_teacher(
     if best is not None:
         load_trainable(model, best)
     metrics, test_rate = test_metrics(model, tokenizer, max_length, 64, test_limit_per_corpus, config.seed)
+    parameters = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if dtype == "float16":
+        model.half()
     save_model_folder(model, out, tokenizer_source=base)
     card = {
-        "model_id": TEACHER_MODEL_ID,
+        "model_id": base_report.get("model_id", TEACHER_MODEL_ID),
         "labels": list(LABELS),
         "max_length": max_length,
         "text_prefix": TEXT_PREFIX,
@@ -195,8 +204,9 @@ def train_teacher(
             "max_length": max_length,
             "train_embeddings": train_embeddings,
             "frozen_bottom_layers": freeze_layers,
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable_parameters": trainable,
+            "parameters": parameters,
+            "dtype": dtype,
             "selection": "best validation mean macro-F1 across corpora",
             "loss": "cross-entropy",
             "device": device,
