@@ -16,7 +16,7 @@ import pytest
 from pipeline.bench.alert_scenarios import default_plan
 from pipeline.bench.alerts_bench import run as run_alerts_bench
 from pipeline.bench.pipeline_bench import run as run_pipeline_bench
-from pipeline.demo import free_port
+from pipeline.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, free_port
 from pipeline.settings import Settings
 from tests.conftest import require_service
 
@@ -38,12 +38,15 @@ def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Pa
     demo = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         screenshot_crisis(f"http://127.0.0.1:{port}", "星河乳业")
-        stdout, stderr = demo.communicate(timeout=300)
+        stdout, stderr = demo.communicate(timeout=600)
     finally:
         demo.kill()
     assert demo.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
-    assert summary["ingested"] > summary["backfilled"] > 10_000  # 20 minutes of history at 11 posts/s
+    # 20 minutes of history at 1.1x the demo's rate: 10 posts/s, or less where the model is slow here.
+    assert 0 < summary["rate"] <= 10 and summary["model_posts_per_s"] > 0
+    assert summary["backfilled"] == int(summary["rate"] * (1 + FLOOD_ORGANIC_SHARE) * 60 * BACKFILL_MINUTES)
+    assert summary["ingested"] > summary["backfilled"]
     assert summary["scored"] == summary["ingested"]
     assert summary["redis_total"] == summary["clickhouse_total"] == summary["scored"]
     assert summary["worker_exit_code"] == 0
@@ -58,8 +61,9 @@ def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Pa
     assert [(a["subject"], a["kind"]) for a in summary["alerts"]] == [("星河乳业", "negative_surge")]
 
 
-def screenshot_crisis(dashboard: str, subject: str, timeout_s: float = 150) -> None:
-    """Wait for the crisis alert on the running demo's API, then open its link in chromium."""
+def screenshot_crisis(dashboard: str, subject: str, timeout_s: float = 420) -> None:
+    """Wait for the crisis alert on the running demo's API, then open its link in chromium. The demo
+    first scores its 20 minutes of history: on 2 CPU cores a Transformer takes minutes for that."""
     chromium = Path(os.environ.get("YUQING_TEST_CHROMIUM", "/usr/bin/chromium"))
     require_service(chromium.is_file(), f"no chromium at {chromium}: run tests/services/chromium.sh")
     deadline = time.monotonic() + timeout_s
