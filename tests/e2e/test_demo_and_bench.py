@@ -28,6 +28,7 @@ def _without_yuqing(env: os._Environ[str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if not key.startswith("YUQING_")}
 
 
+@pytest.mark.timeout(660)  # the demo's own budget: scoring its history, 60 s live, the drain
 def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Path, redis_url: str) -> None:
     """One demo run, as `make demo` starts it: exact counts in both stores, one alert for the crisis,
     and the dashboard showing it while it happens (a screenshot lands in test-artifacts/)."""
