@@ -215,7 +215,7 @@ def bench_model(
     and student, else the e5 base with a random head (timing only)."""
     from pipeline.bench.model_bench import run as run_model_bench
     from workers.model.options import RuntimeOptions
-    from workers.runtime import CALL_TOKENS_GPU
+    from workers.runtime import CALL_TOKENS_LARGE
 
     try:
         sizes = [int(size) for size in batch_sizes.split(",")] if batch_sizes else None
@@ -224,7 +224,7 @@ def bench_model(
     settings = get_settings()
     options = RuntimeOptions.from_settings(settings)
     # The sweep's batch sizes are model calls as large as they say, unless a budget is set explicitly.
-    max_tokens = settings.batch_max_tokens or CALL_TOKENS_GPU
+    max_tokens = settings.batch_max_tokens or CALL_TOKENS_LARGE
     result = run_model_bench(list(models) or None, sizes, posts, short, options, max_tokens)
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
 

@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(256, ge=1, description="Most posts in one micro-batch.")
     batch_max_wait_s: float = Field(0.5, gt=0, description="Longest wait to fill a micro-batch, in seconds.")
     batch_max_tokens: int = Field(
-        0, ge=0, description="Most model tokens (estimated) in one model call; 0: 4,096 on a CPU, 32,768 on a GPU."
+        0,
+        ge=0,
+        description="Most model tokens (estimated) in one model call; 0: 4,096 for a Transformer on a CPU, "
+        "else 32,768.",
     )
     text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
     model_path: Path = Field(BASELINE_MODEL, description="Folder of the sentiment model to serve.")

@@ -16,19 +16,21 @@ from workers.batching import plan_model_calls
 from workers.scoring import Prediction, Scorer
 
 log = logging.getLogger(__name__)
-# Tokens per model call when the setting is 0 (auto). On 2 CPU cores the student scores fastest in
-# calls of about 32 posts (146 posts/s in fp32, against 108 in calls of 256: `yuqing bench model`);
-# a GPU wants calls as large as memory allows.
-CALL_TOKENS_CPU = 4_096
-CALL_TOKENS_GPU = 32_768
+# Tokens per model call when the setting is 0 (auto). On 2 CPU cores a Transformer scores fastest in
+# calls of about 32 posts (the student: 146 posts/s in fp32, against 108 in calls of 256, `yuqing
+# bench model`); a GPU, and the TF-IDF baseline (1,908 posts/s in calls of 256, 1,473 in calls of
+# 32), want large calls.
+CALL_TOKENS_CPU_TRANSFORMER = 4_096
+CALL_TOKENS_LARGE = 32_768
 
 
 def call_token_budget(configured: int, scorer: Scorer) -> int:
-    """``configured`` when set, else the budget that suits the device the scorer runs on."""
+    """``configured`` when set, else the budget that suits the scorer and the device it runs on."""
     if configured:
         return configured
-    device = getattr(scorer, "device", None)
-    return CALL_TOKENS_GPU if getattr(device, "type", "cpu") == "cuda" else CALL_TOKENS_CPU
+    device = getattr(scorer, "device", None)  # only Transformers have one
+    on_cpu = device is not None and getattr(device, "type", "cpu") == "cpu"
+    return CALL_TOKENS_CPU_TRANSFORMER if on_cpu else CALL_TOKENS_LARGE
 
 
 @dataclass

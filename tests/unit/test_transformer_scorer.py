@@ -280,9 +280,9 @@ async def test_queue_depth_counts_texts_waiting_for_the_model_thread() -> None:
 def test_call_token_budget_follows_the_device_unless_set() -> None:
     from types import SimpleNamespace
 
-    from workers.runtime import CALL_TOKENS_CPU, CALL_TOKENS_GPU, call_token_budget
+    from workers.runtime import CALL_TOKENS_CPU_TRANSFORMER, CALL_TOKENS_LARGE, call_token_budget
 
     on_gpu, on_cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
-    assert call_token_budget(0, on_gpu) == CALL_TOKENS_GPU  # type: ignore[arg-type]
-    assert call_token_budget(0, on_cpu) == call_token_budget(0, object()) == CALL_TOKENS_CPU  # type: ignore[arg-type]
-    assert call_token_budget(700, on_gpu) == 700  # type: ignore[arg-type]
+    assert call_token_budget(0, on_cpu) == CALL_TOKENS_CPU_TRANSFORMER  # type: ignore[arg-type]
+    assert call_token_budget(0, on_gpu) == call_token_budget(0, object()) == CALL_TOKENS_LARGE  # type: ignore[arg-type]
+    assert call_token_budget(700, on_cpu) == 700  # type: ignore[arg-type]
