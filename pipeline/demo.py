@@ -6,6 +6,7 @@ so the totals it prints are this run's and are counted back from the stores them
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -83,22 +84,22 @@ class _Feed(threading.Thread):
 
 
 def scoring_rate(settings: Settings, seed: int) -> float:
-    """Posts/s the served model scores on this machine, timed on demo posts in calls as the worker
-    makes them (before the worker starts, so that nothing else competes)."""
-    from workers.batching import plan_model_calls
+    """Posts/s the served model scores on this machine, through the runtime the worker uses (its call
+    sizes, embeddings included), timed before the worker starts so that nothing else competes."""
     from workers.model.options import RuntimeOptions
-    from workers.runtime import call_token_budget
+    from workers.runtime import ScoringRuntime
     from workers.scoring import load_scorer
 
     scorer = load_scorer(settings.model_path, options=RuntimeOptions.from_settings(settings))
+    runtime = ScoringRuntime(scorer, settings.batch_max_items, settings.batch_max_tokens)
     texts = [post.text for post in SyntheticFeed("baseline", 10.0, seed=seed).take(CALIBRATION_POSTS)]
-    budget = call_token_budget(settings.batch_max_tokens, scorer)
-    calls = plan_model_calls(texts, settings.batch_max_items, budget, getattr(scorer, "estimate_tokens", len))
-    scorer.predict(texts[:8])  # the first call pays for allocations
-    started = time.perf_counter()
-    for call in calls:
-        scorer.predict([texts[i] for i in call])
-    return len(texts) / max(time.perf_counter() - started, 1e-6)
+    try:
+        asyncio.run(runtime.predict(texts[:8]))  # the first call pays for allocations
+        started = time.perf_counter()
+        asyncio.run(runtime.predict(texts))
+        return len(texts) / max(time.perf_counter() - started, 1e-6)
+    finally:
+        runtime.close()
 
 
 def affordable_rate(requested: float, model_posts_per_s: float) -> float:
