@@ -39,10 +39,10 @@ $(BASE): $(STAMP)
 	$(BIN)/yuqing model build-base > /dev/null
 
 # Training is not part of the two set-up commands. `make teacher` fine-tunes the e5 base (33 min on
-# 2 CPU cores), `make student` distils the committed student from it in three rounds (about 45 min):
+# 2 Xeon cores with AMX; bf16 only where the device has it natively), `make student` distils the committed student from it in three rounds (about 45 min):
 # the recipe behind docs/model-cards/teacher.json and models/student/model.json. DEVICE=cuda on a GPU.
 DEVICE ?= cpu
-TRAIN  := --precision bf16 --device $(DEVICE) --threads 2 --no-resume
+TRAIN  := --precision auto --device $(DEVICE) --threads 2 --no-resume
 DISTIL := $(TRAIN) --dtype float16 --train-embeddings --alpha 0.6
 
 teacher: model

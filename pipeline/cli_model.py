@@ -54,10 +54,11 @@ def _loop_options(function: Any) -> Any:
         ),
         click.option(
             "--precision",
-            type=click.Choice(["fp32", "bf16"]),
+            type=click.Choice(["auto", "fp32", "bf16"]),
             default="fp32",
             show_default=True,
-            help="bf16 autocasts training and validation passes (CPUs with AMX/AVX-512 BF16, GPUs).",
+            help="bf16 autocasts training and validation passes (CPUs with AMX/AVX-512 BF16, GPUs); auto picks "
+            "bf16 where the device computes it natively (elsewhere it is emulated and many times slower).",
         ),
         click.option("--val-limit-per-corpus", type=int, default=400, show_default=True),
         click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
@@ -88,8 +89,21 @@ def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
         max_steps=options["max_steps"],
         checkpoint_every=options["checkpoint_every"],
         eval_every=options["eval_every"],
-        precision=options["precision"],
+        precision=training_precision(options["precision"], options["device"]),
     )
+
+
+def training_precision(name: str, device: str) -> str:
+    """``name``, with auto resolved: bf16 on a GPU or CPU that computes it natively, else fp32."""
+    if name != "auto":
+        return name
+    if device.startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    from workers.model.options import cpu_has_native_bf16
+
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 def _train_limits(options: dict[str, Any]) -> Any:

@@ -170,3 +170,14 @@ def test_a_further_round_on_a_trained_folder_keeps_its_id_and_lineage(uninterrup
     assert card["hyperparameters"]["dtype"] == "float16"
     weights = load_file(str(tmp_path / "round-2" / "model.safetensors"))
     assert {v.dtype for v in weights.values()} == {torch.float16}
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    from pipeline.cli_model import training_precision
+
+    monkeypatch.setattr("workers.model.options.cpu_has_native_bf16", lambda: native)
+    assert training_precision("auto", "cpu") == expected
+    assert training_precision("bf16", "cpu") == "bf16" and training_precision("fp32", "cpu") == "fp32"
