@@ -94,16 +94,15 @@ def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
 
 
 def training_precision(name: str, device: str) -> str:
-    """``name``, with auto resolved: bf16 on a GPU or CPU that computes it natively, else fp32."""
+    """``name``, with auto resolved as the serving runtime resolves it (bf16 where the device computes
+    it natively), except that training has no fp16 path: fp32 instead."""
     if name != "auto":
         return name
-    if device.startswith("cuda"):
-        import torch
+    import torch
 
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    from workers.model.options import cpu_has_native_bf16
+    from workers.model.options import resolve_precision
 
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if resolve_precision("auto", torch.device(device)) == "bf16" else "fp32"
 
 
 def _train_limits(options: dict[str, Any]) -> Any:
