@@ -40,8 +40,10 @@ def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Pa
     try:
         screenshot_crisis(f"http://127.0.0.1:{port}", "星河乳业")
         stdout, stderr = demo.communicate(timeout=600)
-    finally:
+    except BaseException:
         demo.kill()
+        print(demo.communicate()[1][-3000:], file=sys.stderr)  # the demo's own account of what went wrong
+        raise
     assert demo.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
     # 20 minutes of history at 1.1x the demo's rate: 10 posts/s, or less where the model is slow here.
@@ -64,24 +66,18 @@ def test_demo_counts_alerts_and_shows_its_crisis_on_the_dashboard(model_path: Pa
 
 def screenshot_crisis(dashboard: str, subject: str, timeout_s: float = 420) -> None:
     """Wait for the crisis alert on the running demo's API, then open its link in chromium. The demo
-    first scores its 20 minutes of history: on 2 CPU cores a Transformer takes minutes for that."""
+    first scores its 20 minutes of history: on 2 CPU cores a Transformer takes minutes for that.
+
+    The browser starts before the wait: the dashboard is up only until the demo's run ends, and a
+    first chromium start on a busy machine (building its font cache) can take longer than is left."""
     chromium = Path(os.environ.get("YUQING_TEST_CHROMIUM", "/usr/bin/chromium"))
     require_service(chromium.is_file(), f"no chromium at {chromium}: run tests/services/chromium.sh")
-    deadline = time.monotonic() + timeout_s
-    alert: dict[str, str] | None = None
-    while alert is None:
-        assert time.monotonic() < deadline, "no alert on the demo's dashboard API"
-        time.sleep(1)
-        try:
-            found = httpx.get(f"{dashboard}/api/v1/alerts", params={"subject": subject}, timeout=5).json()
-        except (httpx.HTTPError, ValueError):
-            continue  # not up yet, or the subject has no posts yet
-        alert = next(iter(found.get("alerts", [])), None)
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="zh-CN")
+        alert = wait_for_alert(dashboard, subject, timeout_s)
         page.goto(f"{dashboard}/#/subject/{quote(subject)}?alert={alert['id']}")
         expect(page.locator('[data-testid="evidence-panel"]')).to_be_visible(timeout=20_000)
         expect(page.locator("#chart-volume canvas")).to_have_count(1, timeout=20_000)
@@ -89,6 +85,19 @@ def screenshot_crisis(dashboard: str, subject: str, timeout_s: float = 420) -> N
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "demo-crisis.png"), full_page=True)
         browser.close()
+
+
+def wait_for_alert(dashboard: str, subject: str, timeout_s: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            found = httpx.get(f"{dashboard}/api/v1/alerts", params={"subject": subject}, timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            continue  # not up yet, or the subject has no posts yet
+        if found.get("alerts"):
+            return found["alerts"][0]
+    raise AssertionError("no alert on the demo's dashboard API")
 
 
 def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:
