@@ -37,6 +37,9 @@ DRAIN_STALL_S = 60.0  # the drain gives up only when nothing more was counted fo
 DAY_MINUTES = 24 * 60
 BACKFILL_MINUTES = 20  # more than the detectors need to be warm: 10 minutes learned, 5 held back
 FLOOD_ORGANIC_SHARE = 0.1  # the bot-flood feed's own organic posts, as a share of the main rate
+# The crisis: 20x the subject's usual negative posts. At 8x, the 30-second crisis of a 60-second run,
+# split across two minutes, could stay under the detectors' thresholds: the demo missed its own crisis.
+CRISIS_MULTIPLIER = 20.0
 # The history is scored before the live feeds start, within about HISTORY_SCORING_S: where the model
 # is slow, the demo's rate comes down. The whole pipeline keeps about PIPELINE_SHARE of the model's own
 # posts/s (text stages, sinks, broker and feeds share the machine): 98 against 114 for the student on
@@ -133,7 +136,7 @@ class DemoFeeds:
     def __init__(self, settings: Settings, rate: float, duration: float | None, seed: int) -> None:
         span = duration or 180.0
         crisis = SyntheticFeed(
-            "crisis", rate, seed=seed, start_s=0.3 * span, duration_s=0.5 * span, multiplier=8.0
+            "crisis", rate, seed=seed, start_s=0.3 * span, duration_s=0.5 * span, multiplier=CRISIS_MULTIPLIER
         )  # fmt: skip
         flood = SyntheticFeed(
             "bot-flood", rate * FLOOD_ORGANIC_SHARE, seed=seed + 1, subject="云帆手机", start_s=0.15 * span,
