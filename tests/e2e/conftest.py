@@ -24,7 +24,7 @@ WorkerFactory = Callable[[Settings], subprocess.Popen[bytes]]
 @pytest.fixture(scope="session")
 def model_path() -> Path:
     path = get_settings().model_path
-    require_service((path / "model.json").exists(), f"no model at {path}: run `yuqing model train-baseline`")
+    require_service((path / "model.json").exists(), f"no model at {path}: set YUQING_MODEL_PATH to a model folder")
     return path.resolve()
 
 

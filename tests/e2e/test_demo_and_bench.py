@@ -108,6 +108,7 @@ def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: st
         assert report[part]["ratio"] > 0
 
 
+@pytest.mark.timeout(900)  # about 13,000 posts through the served model: 2.5 min on 2 cores in bf16, more in fp32
 def test_alerts_bench_catches_surges_early_and_ignores_decoys(model_path: Path, redis_url: str) -> None:
     report = run_alerts_bench(Settings(model_path=model_path, redis_url=redis_url), default_plan(short=True))
     ours = report["ours"]

