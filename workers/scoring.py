@@ -34,9 +34,9 @@ HF_CONFIG_FILE = "config.json"
 MAX_SCORED_CHARS = 2_000
 VERSION_HEX_CHARS = 12
 TRAIN_HINT = (
-    "the default model, models/student, comes with the code (`git checkout models/student` restores it, "
-    "`make teacher student` retrains it); `yuqing model train-baseline` builds the baseline model; "
-    "or point YUQING_MODEL_PATH at a model folder"
+    "the default model, models/student, comes with the code (`git checkout models/student` restores it; "
+    "`yuqing model build-base`, then `make teacher student`, rebuilds it); `yuqing model train-baseline` "
+    "builds the baseline model; or point YUQING_MODEL_PATH at a model folder"
 )
 
 
