@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MODEL  := .yuqing/models/baseline/model.json
 BASE   := .yuqing/models/e5-small-base/build_report.json
-DASH   := pipeline/dashboard
+DASH   := pipeline/api/dashboard
 DASH_SOURCES := $(DASH)/package.json $(DASH)/package-lock.json $(DASH)/vite.config.js $(DASH)/index.html \
                 $(wildcard $(DASH)/src/*)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[embedded,model,dev]'
+	$(BIN)/python -m pip install -q -e '.[embedded,train,dev]'
 	touch $(STAMP)
 
 # The default scorer, the distilled Transformer student, is committed under models/student: the demo
@@ -61,7 +61,7 @@ student:
 	rm -rf models/student/checkpoints
 
 # The dashboard the API serves at /: its scripts and styles are bundled from npm packages by vite
-# into pipeline/dashboard/dist (no CDN). Rebuilt only when a source is newer than the build.
+# into pipeline/api/dashboard/dist (no CDN). Rebuilt only when a source is newer than the build.
 dashboard: $(DASH)/dist/index.html
 
 $(DASH)/dist/index.html: $(DASH_SOURCES)

@@ -1,3 +1,3 @@
-from pipeline.cli import run
+from pipeline.cli.main import run
 
 run()

@@ -12,7 +12,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
 
-from workers.scoring import weights_version
+from workers.scoring.cards import weights_version
 
 REPO = Path(__file__).resolve().parents[1]
 E5_BASE = REPO / ".yuqing" / "models" / "e5-small-base"

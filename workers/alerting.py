@@ -16,12 +16,12 @@ from typing import Any
 
 import faust
 
-from pipeline.alerts.service import AlertService, load_alerts_config
-from pipeline.alerts.store import AlertStore
-from pipeline.alerts.webhooks import WebhookDispatcher
+from pipeline.alerting.service import AlertService, load_alerts_config
+from pipeline.alerting.webhooks import WebhookDispatcher
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import RedisLive, connect
-from pipeline.subjects.store import SubjectStore
+from pipeline.stores.redis.alerts import AlertStore
+from pipeline.stores.redis.live import RedisLive, connect
+from pipeline.stores.redis.subjects import SubjectStore
 
 log = logging.getLogger(__name__)
 

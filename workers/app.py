@@ -23,16 +23,17 @@ from typing import TYPE_CHECKING, Any
 import faust
 
 from pipeline.settings import Settings
-from pipeline.sinks.base import Sink, SinkError
-from pipeline.sinks.factory import build_sinks
-from pipeline.sinks.redis_live import connect
-from pipeline.subjects.store import SubjectStore
+from pipeline.stores.factory import build_sinks
+from pipeline.stores.redis.live import connect
+from pipeline.stores.redis.subjects import SubjectStore
+from pipeline.stores.sink import Sink, SinkError
 from schemas.records import Post, Rejection
 from workers.alerting import Alerting
-from workers.model.options import RuntimeOptions
 from workers.preparer import Preparer
 from workers.runtime import ScoringRuntime
-from workers.scoring import load_scorer
+from workers.scoring.loading import load_scorer
+from workers.scoring.options import RuntimeOptions
+from workers.scoring.protocol import Unscored
 from workers.stages import assign_subjects, build_scored, decode_posts, decode_scored
 
 if TYPE_CHECKING:
@@ -136,8 +137,8 @@ class Pipeline:
             subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
             out: list[tuple[str | None, str]] = []
             for item, result in zip(prepared, results, strict=True):
-                if isinstance(result, str):
-                    rejections.append(_rejection(item.post, result))
+                if isinstance(result, Unscored):
+                    rejections.append(_rejection(item.post, result.reason))
                     continue
                 assigned = assign_subjects(item, subjects, result.embedding, descriptions)
                 model = (scorer.model_id, scorer.model_version)

@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from pipeline.noise.filter import NoiseFilter
+from pipeline.domain.noise.filter import NoiseFilter
+from pipeline.domain.subjects.model import SubjectSet, load_subjects
+from pipeline.domain.text.segment import Segmenter
 from pipeline.settings import Settings
-from pipeline.subjects.model import SubjectSet, load_subjects
-from pipeline.subjects.store import SubjectStore, SubjectsWatcher
-from pipeline.text.segment import Segmenter
+from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
 from schemas.records import Post
 from workers.runtime import ScoringRuntime
 from workers.stages import PreparedPost, prepare_post

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from workers.batching import plan_model_calls
-from workers.scoring import Prediction, Scorer
+from workers.scoring.protocol import Embeds, EstimatesTokens, RunsOnDevice, Scorer, ScoreResult, Unscored
 
 log = logging.getLogger(__name__)
-# Tokens per model call when the setting is 0 (auto). On 2 CPU cores a Transformer scores fastest in
-# calls of about 32 posts (the student: 146 posts/s in fp32, against 108 in calls of 256, `yuqing
-# bench model`); a GPU, and the TF-IDF baseline (1,908 posts/s in calls of 256, 1,473 in calls of
-# 32), want large calls.
+# Tokens per model call when the setting is 0 (auto). On a CPU a Transformer scores fastest in calls of a
+# few dozen posts, while a GPU and the TF-IDF baseline want large calls (`yuqing bench model`,
+# docs/benchmarks.md).
 CALL_TOKENS_CPU_TRANSFORMER = 4_096
 CALL_TOKENS_LARGE = 32_768
 
@@ -28,8 +27,7 @@ def call_token_budget(configured: int, scorer: Scorer) -> int:
     """``configured`` when set, else the budget that suits the scorer and the device it runs on."""
     if configured:
         return configured
-    device = getattr(scorer, "device", None)  # only Transformers have one
-    on_cpu = device is not None and getattr(device, "type", "cpu") == "cpu"
+    on_cpu = isinstance(scorer, RunsOnDevice) and scorer.device.type == "cpu"
     return CALL_TOKENS_CPU_TRANSFORMER if on_cpu else CALL_TOKENS_LARGE
 
 
@@ -61,12 +59,11 @@ class ScoringRuntime:
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="yuqing-model")
         self.stats = BatchStats()
         # A model's own token estimate when it has one (Transformers); characters otherwise.
-        self._estimate_tokens: Callable[[str], int] = getattr(scorer, "estimate_tokens", len)
-        # Models that embed give the sentence embedding from the same forward pass (subject matching).
-        self._with_embeddings: Callable[[Sequence[str]], tuple[list[Prediction], np.ndarray]] | None = getattr(
-            scorer, "predict_with_embeddings", None
+        self._estimate_tokens: Callable[[str], int] = (
+            scorer.estimate_tokens if isinstance(scorer, EstimatesTokens) else len
         )
-        self._embed: Callable[[Sequence[str]], np.ndarray] | None = getattr(scorer, "embed", None)
+        # Models that embed give the sentence embedding from the same forward pass (subject matching).
+        self._embedder: Embeds | None = scorer if isinstance(scorer, Embeds) else None
         self._queued = 0
         self._queue_lock = threading.Lock()  # the event loop adds, the model thread takes away
 
@@ -79,17 +76,17 @@ class ScoringRuntime:
         with self._queue_lock:
             self._queued += count
 
-    async def predict(self, texts: Sequence[str]) -> list[Prediction | str]:
+    async def predict(self, texts: Sequence[str]) -> list[ScoreResult]:
         """One result per text: a prediction, or the reason the model could not score it."""
         loop = asyncio.get_running_loop()
         batch = list(texts)
         self._enqueue(len(batch))
         return await loop.run_in_executor(self._executor, self._predict_blocking, batch)
 
-    def _predict_blocking(self, texts: list[str]) -> list[Prediction | str]:
+    def _predict_blocking(self, texts: list[str]) -> list[ScoreResult]:
         self._enqueue(-len(texts))
         started = time.perf_counter()
-        results: list[Prediction | str] = ["not scored"] * len(texts)
+        results: list[ScoreResult] = [Unscored("not scored")] * len(texts)
         calls = plan_model_calls(texts, self._max_items, self._max_tokens, self._estimate_tokens)
         for call in calls:
             for index, result in zip(call, self._predict_call([texts[i] for i in call]), strict=True):
@@ -97,28 +94,28 @@ class ScoringRuntime:
         self.stats.record(len(texts), [len(c) for c in calls], time.perf_counter() - started)
         return results
 
-    def _predict_call(self, texts: list[str]) -> list[Prediction | str]:
+    def _predict_call(self, texts: list[str]) -> list[ScoreResult]:
         try:
-            if self._with_embeddings is None:
+            if self._embedder is None:
                 return list(self.scorer.predict(texts))
-            predictions, embeddings = self._with_embeddings(texts)
+            predictions, embeddings = self._embedder.predict_with_embeddings(texts)
             return [p._replace(embedding=row) for p, row in zip(predictions, embeddings, strict=True)]
         except Exception:  # one bad text must not sink its neighbours: retry them one by one
             log.exception("model call of %d texts failed; retrying one by one", len(texts))
-        singles: list[Prediction | str] = []
+        singles: list[ScoreResult] = []
         for text in texts:
             try:
                 singles.append(self.scorer.predict([text])[0])
             except Exception as exc:
-                singles.append(f"model failed: {type(exc).__name__}: {exc}")
+                singles.append(Unscored(f"model failed: {type(exc).__name__}: {exc}"))
         return singles
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray | None:
         """Sentence embeddings of ``texts`` in the model thread; None for a model without embeddings."""
-        if self._embed is None or not texts:
+        if self._embedder is None or not texts:
             return None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._embed, list(texts))
+        return await loop.run_in_executor(self._executor, self._embedder.embed, list(texts))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -18,14 +18,14 @@ from datetime import datetime
 import numpy as np
 from pydantic import ValidationError
 
-from pipeline.ingest.validate import parse_post, reject
-from pipeline.noise.filter import NoiseFilter, NoiseVerdict
-from pipeline.subjects.match import match_subjects
-from pipeline.subjects.model import SubjectSet
-from pipeline.text.clean import CleanText, clean
-from pipeline.text.segment import Segmenter, hot_terms
+from pipeline.domain.noise.filter import NoiseFilter, NoiseVerdict
+from pipeline.domain.posts import parse_post, reject
+from pipeline.domain.subjects.match import match_subjects
+from pipeline.domain.subjects.model import SubjectSet
+from pipeline.domain.text.clean import CleanText, clean
+from pipeline.domain.text.segment import Segmenter, hot_terms
 from schemas.records import Post, Rejection, ScoredPost
-from workers.scoring import Prediction
+from workers.scoring.protocol import Prediction
 
 NO_SUBJECT = "_all"
 

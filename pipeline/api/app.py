@@ -3,7 +3,7 @@
 Routes (OpenAPI at ``/api/v1/openapi.json``; no Swagger page, it would load scripts from a CDN):
 ``/healthz``; ``/api/v1/`` session, aggregates, series, top-subjects, hot-words (live, Redis),
 history/series, history/hot-words, posts (ClickHouse), alerts, subjects, stream (SSE); ``/`` the
-dashboard built into ``pipeline/dashboard/dist`` (``make dashboard``).
+dashboard built into ``pipeline/api/dashboard/dist`` (``make dashboard``).
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.alerts.store import AlertNotFoundError
-from pipeline.query import QueryError
-from pipeline.sinks.base import SinkError
-from pipeline.subjects import SubjectError
+from pipeline.domain.subjects import SubjectError
+from pipeline.stores.query import QueryError
+from pipeline.stores.redis.alerts import AlertNotFoundError
+from pipeline.stores.sink import SinkError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from pipeline.api.errors import ApiProblem
-from pipeline.query import parse_window
+from pipeline.stores.query import parse_window
 
 MAX_LIMIT = 500
 MAX_OFFSET = 100_000

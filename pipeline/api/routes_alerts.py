@@ -12,7 +12,7 @@ from pipeline.api.errors import ApiProblem
 from pipeline.api.models import Acknowledgement, AlertDetail, Alerts
 from pipeline.api.params import AlertId, AlertState, Limit, Offset, SubjectName
 from pipeline.api.state import api_state
-from pipeline.sinks.redis_keys import ALL_SUBJECTS
+from pipeline.stores.redis.keys import ALL_SUBJECTS
 from schemas.records import Alert
 
 router = APIRouter(tags=["alerts"])

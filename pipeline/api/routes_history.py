@@ -21,7 +21,7 @@ from pipeline.api.params import (
     time_range,
 )
 from pipeline.api.state import api_state
-from pipeline.sinks.redis_keys import ALL_SUBJECTS
+from pipeline.stores.redis.keys import ALL_SUBJECTS
 
 router = APIRouter(tags=["history"])
 RangeDep = Annotated[TimeRange, Depends(time_range)]

@@ -27,7 +27,7 @@ from pipeline.api.models import (
 )
 from pipeline.api.params import Platform, SubjectName, TopN, Window, window
 from pipeline.api.state import api_state
-from pipeline.sinks.redis_keys import ALL_SUBJECTS
+from pipeline.stores.redis.keys import ALL_SUBJECTS
 
 router = APIRouter(tags=["live"])
 WindowDep = Annotated[Window, Depends(window)]

@@ -15,8 +15,8 @@ from pipeline.api.auth import AdminAccess, ReadAccess
 from pipeline.api.errors import ApiProblem
 from pipeline.api.params import SubjectPath
 from pipeline.api.state import api_state
-from pipeline.subjects import SubjectError
-from pipeline.subjects.model import Subject, SubjectSet
+from pipeline.domain.subjects import SubjectError
+from pipeline.domain.subjects.model import Subject, SubjectSet
 
 router = APIRouter(tags=["subjects"])
 

@@ -16,13 +16,13 @@ from typing import TypeVar
 import redis
 from fastapi import Request
 
-from pipeline.alerts.store import AlertStore
 from pipeline.api.errors import ApiProblem
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseHistory
-from pipeline.sinks.redis_keys import ALL_SUBJECTS, RedisKeys
-from pipeline.sinks.redis_live import RedisLive, connect
-from pipeline.subjects.store import SubjectStore
+from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.redis.alerts import AlertStore
+from pipeline.stores.redis.keys import ALL_SUBJECTS, RedisKeys
+from pipeline.stores.redis.live import RedisLive, connect
+from pipeline.stores.redis.subjects import SubjectStore
 
 T = TypeVar("T")
 KNOWN_SUBJECTS_TTL_S = 2.0  # how long the monitored names are cached between store reads

@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from pipeline.ingest.validate import RecentIds, parse_post, reject
+from pipeline.domain.posts import RecentIds, parse_post, reject
 from pipeline.kafka import BrokerError, make_producer
 from pipeline.settings import Settings
 from schemas.records import Post, Rejection

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pipeline.demo import start_worker, stop_worker
+from pipeline.devkit.demo import start_worker, stop_worker
 from pipeline.settings import Settings, get_settings
 from tests.conftest import require_service
 from tests.integration.conftest_clickhouse import chdb_folder, clickhouse_server_url  # noqa: F401

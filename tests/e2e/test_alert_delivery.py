@@ -9,18 +9,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.alerts.store import AlertStore
-from pipeline.alerts.webhooks import verify_signature
+from pipeline.alerting.webhooks import verify_signature
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import ensure_topics, read_topic
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import RedisSink, connect
-from pipeline.subjects.store import SubjectStore, subject_from_options
+from pipeline.stores.redis.alerts import AlertStore
+from pipeline.stores.redis.live import RedisSink, connect
+from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Alert, Post, ScoredPost, SentimentProbabilities
 from tests.e2e.conftest import WorkerFactory, wait_until
 from tests.e2e.webhook_receiver import WebhookReceiver
-from workers.model.corpora import text_pools
-from workers.scoring import load_scorer
+from training.corpora import text_pools
+from workers.scoring.loading import load_scorer
 
 pytestmark = pytest.mark.e2e
 SUBJECT = "星河乳业"

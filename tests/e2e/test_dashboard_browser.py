@@ -26,10 +26,10 @@ from pydantic import SecretStr
 from pipeline.api.app import DASHBOARD_DIST
 from pipeline.api.server import ApiServer
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseSink
-from pipeline.sinks.clickhouse_engines import open_engine
-from pipeline.sinks.redis_live import RedisSink, connect, delete_prefix
-from pipeline.subjects.store import SubjectStore, subject_from_options
+from pipeline.stores.clickhouse.engines import open_engine
+from pipeline.stores.clickhouse.sink import ClickHouseSink
+from pipeline.stores.redis.live import RedisSink, connect, delete_prefix
+from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import ScoredPost
 from tests.conftest import require_service
 from tests.integration.test_api_support import ADMIN_TOKEN, TOKENS, make_alert, now_minute, save_alert, scored

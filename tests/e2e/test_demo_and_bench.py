@@ -13,10 +13,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipeline.bench.alert_scenarios import default_plan
-from pipeline.bench.alerts_bench import run as run_alerts_bench
-from pipeline.bench.pipeline_bench import run as run_pipeline_bench
-from pipeline.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, free_port
+from pipeline.devkit.bench.alert_scenarios import default_plan
+from pipeline.devkit.bench.alerts_bench import run as run_alerts_bench
+from pipeline.devkit.bench.pipeline_bench import run as run_pipeline_bench
+from pipeline.devkit.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, free_port
 from pipeline.settings import Settings
 from tests.conftest import require_service
 

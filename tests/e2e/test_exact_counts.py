@@ -11,19 +11,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from pipeline.devkit.synthetic import SyntheticFeed
+from pipeline.domain.text.clean import clean
 from pipeline.ingest.producer import Ingestor
-from pipeline.ingest.synthetic import SyntheticFeed
 from pipeline.kafka import distinct_keys, ensure_topics
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseHistory
-from pipeline.sinks.redis_live import RedisLive
-from pipeline.text.clean import clean
+from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.redis.live import RedisLive
 from schemas.records import Post
 from tests.e2e.conftest import WorkerFactory, wait_until
 from tests.e2e.tcp_proxy import TcpProxy
 from workers.app import CRASH_EXIT_CODE
-from workers.model.options import RuntimeOptions
-from workers.scoring import load_scorer
+from workers.scoring.loading import load_scorer
+from workers.scoring.options import RuntimeOptions
 from workers.stages import subjects_of
 
 pytestmark = pytest.mark.e2e

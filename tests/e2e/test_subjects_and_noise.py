@@ -12,9 +12,9 @@ import pytest
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseHistory
-from pipeline.sinks.redis_live import RedisLive, connect
-from pipeline.subjects.store import SubjectStore, subject_from_options
+from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.redis.live import RedisLive, connect
+from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from tests.e2e.conftest import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaConsumer
 
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseHistory
-from pipeline.sinks.redis_live import RedisLive
+from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.redis.live import RedisLive
 from schemas.records import ScoredPost
 from tests.e2e.conftest import WorkerFactory, wait_until
 from tests.e2e.test_exact_counts import produce

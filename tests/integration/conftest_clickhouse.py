@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pipeline.sinks.clickhouse_engines import open_engine, parse_engine_url
+from pipeline.stores.clickhouse.engines import open_engine, parse_engine_url
 from tests.conftest import require_service
 
 SERVER_URL_ENV = "YUQING_TEST_CLICKHOUSE_URL"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from pipeline.services import Broker, redis_reachable, tansu_broker
+from pipeline.devkit.embedded_services import Broker, redis_reachable, tansu_broker
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import delete_prefix
+from pipeline.stores.redis.live import delete_prefix
 from tests.conftest import require_service
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

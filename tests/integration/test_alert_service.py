@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from pipeline.alerts.service import AlertService
-from pipeline.alerts.store import AlertNotFoundError, AlertStore
+from pipeline.alerting.service import AlertService
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import RedisLive, RedisSink, connect
-from pipeline.subjects.store import SubjectStore, subject_from_options
+from pipeline.stores.redis.alerts import AlertNotFoundError, AlertStore
+from pipeline.stores.redis.live import RedisLive, RedisSink, connect
+from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sinks.redis_live import connect
-from pipeline.subjects.store import SubjectStore
+from pipeline.stores.redis.live import connect
+from pipeline.stores.redis.subjects import SubjectStore
 from tests.integration.test_api_support import (
     ADMIN_TOKEN,
     TOKENS,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipeline.sinks.clickhouse import ClickHouseHistory
+from pipeline.stores.clickhouse.sink import ClickHouseHistory
 from tests.integration.test_api_support import (
     ADMIN_TOKEN,
     TOKENS,

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from pipeline.api import ApiError
 from pipeline.api.server import ApiServer
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.integration.test_api_support import (
     READ_TOKEN,
     TOKENS,

@@ -18,11 +18,11 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from pipeline.alerts.store import AlertStore
 from pipeline.api.server import ApiServer
 from pipeline.settings import Settings
-from pipeline.sinks.clickhouse import ClickHouseSink
-from pipeline.sinks.redis_live import RedisSink, connect, delete_prefix
+from pipeline.stores.clickhouse.sink import ClickHouseSink
+from pipeline.stores.redis.alerts import AlertStore
+from pipeline.stores.redis.live import RedisSink, connect, delete_prefix
 from schemas.records import Alert, Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 READ_TOKEN = "read-token-0123456789abcdef"
@@ -102,7 +102,7 @@ def make_alert(alert_id: str, subject: str = "云帆", *, state: str = "opened",
             "severity": "critical",
             "started_at": started,
             "updated_at": started + timedelta(minutes=minutes_ago - 1, seconds=30),
-            # The shape the alert service writes (pipeline/alerts/service.py).
+            # The shape the alert service writes (pipeline/alerting/service.py).
             "evidence": {
                 "score": 6.2,
                 "observed": 42,

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from tests.conftest import require_service
 from tests.tiny_transformer import build_tiny
-from workers.model.options import cpu_has_native_bf16
+from workers.scoring.options import cpu_has_native_bf16
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_short_bench_json_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.chdir(REPO)  # the bench finds the baseline under .yuqing/models, as the CLI does
     monkeypatch.setenv("YUQING_DEVICE", "cpu")
     monkeypatch.setenv("YUQING_TORCH_THREADS", "2")
-    from pipeline.cli import main
+    from pipeline.cli.main import main
     from pipeline.settings import get_settings
 
     get_settings.cache_clear()

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pipeline.alerts.store import AlertStore
 from pipeline.settings import Settings, settings_env
-from pipeline.sinks.clickhouse import ClickHouseSink
-from pipeline.sinks.redis_live import RedisSink, connect
+from pipeline.stores.clickhouse.sink import ClickHouseSink
+from pipeline.stores.redis.alerts import AlertStore
+from pipeline.stores.redis.live import RedisSink, connect
 from schemas.records import Alert
 from tests.integration.test_redis_sink import scored
 

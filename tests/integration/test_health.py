@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr
 
-from pipeline.health import check_health
+from pipeline.cli.health import check_health
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings, get_settings
 from tests.conftest import require_service

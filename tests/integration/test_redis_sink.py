@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from pipeline.settings import Settings
-from pipeline.sinks.base import SinkError
-from pipeline.sinks.redis_live import RedisLive, RedisSink
+from pipeline.stores.redis.live import RedisLive, RedisSink
+from pipeline.stores.sink import SinkError
 from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.settings import STUDENT_MODEL, Settings
-from workers.model.evaluate import evaluate_models
-from workers.model.folders import folder_bytes, read_json
-from workers.scoring import load_scorer
+from training.evaluate import evaluate_models
+from training.folders import folder_bytes, read_json
+from workers.scoring.loading import load_scorer
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,11 @@ import threading
 import pytest
 import redis
 
+from pipeline.domain.subjects import SubjectError
+from pipeline.domain.subjects.model import SubjectSet, parse_subjects
 from pipeline.settings import Settings
-from pipeline.sinks.redis_live import connect
-from pipeline.subjects import SubjectError
-from pipeline.subjects.model import SubjectSet, parse_subjects
-from pipeline.subjects.store import SubjectStore, SubjectsWatcher, subject_from_options
+from pipeline.stores.redis.live import connect
+from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher, subject_from_options
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.alerts import AlertError
-from pipeline.alerts.service import load_alerts_config
-from pipeline.bench.alert_scenarios import LATE_BY, Plan, Scenario, ScenarioError, default_plan, timeline
-from pipeline.bench.alerts_bench import load_plan
+from pipeline.alerting.service import load_alerts_config
+from pipeline.devkit.bench.alert_scenarios import LATE_BY, Plan, Scenario, ScenarioError, default_plan, timeline
+from pipeline.devkit.bench.alerts_bench import load_plan
+from pipeline.domain.alerts import AlertError
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 POOLS = {label: [f"{label}{i}号文本" for i in range(50)] for label in ("negative", "neutral", "positive")}

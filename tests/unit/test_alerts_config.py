@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pipeline.alerts import AlertError
-from pipeline.alerts.config import AlertsConfig, DetectorConfig
+from pipeline.domain.alerts import AlertError
+from pipeline.domain.alerts.config import AlertsConfig, DetectorConfig
 from pipeline.errors import YuqingError
 
 

@@ -10,17 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.alerts import AlertError
-from pipeline.alerts.baseline import Ewma, poisson_z, severity_of, share_z
-from pipeline.alerts.config import DetectorConfig
-from pipeline.alerts.detectors import (
+from pipeline.domain.alerts import AlertError
+from pipeline.domain.alerts.baseline import Ewma, poisson_z, severity_of, share_z
+from pipeline.domain.alerts.config import DetectorConfig
+from pipeline.domain.alerts.detectors import (
     NegativeSurgeDetector,
     SentimentFlipDetector,
     Signal,
     VolumeBurstDetector,
     make_detectors,
 )
-from pipeline.alerts.series import EventTimeGate, MinuteCounts, floor_minute
+from pipeline.domain.alerts.series import EventTimeGate, MinuteCounts, floor_minute
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 CFG = DetectorConfig()

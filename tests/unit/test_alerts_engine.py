@@ -18,10 +18,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.alerts.config import AlertsConfig, DetectorConfig
-from pipeline.alerts.engine import DetectionEngine
-from pipeline.alerts.lifecycle import AlertEvent
-from pipeline.alerts.series import MinuteCounts
+from pipeline.domain.alerts.config import AlertsConfig, DetectorConfig
+from pipeline.domain.alerts.engine import DetectionEngine
+from pipeline.domain.alerts.lifecycle import AlertEvent
+from pipeline.domain.alerts.series import MinuteCounts
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 Rates = Callable[[int], tuple[float, float, float]]  # minute -> negative, neutral, positive posts a minute

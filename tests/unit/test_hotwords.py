@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.hotwords import HotWordsError, emerging_terms, top_terms
+from pipeline.domain.hotwords import HotWordsError, emerging_terms, top_terms
 
 T0 = datetime(2025, 3, 1, 8, 0, 12, tzinfo=UTC)
 MINUTE = T0.replace(second=0)

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.subjects import SubjectError
-from pipeline.subjects.match import SubjectMatcher, match_subjects, matcher_for
-from pipeline.subjects.model import Subject, SubjectSet
-from pipeline.text.clean import clean
+from pipeline.domain.subjects import SubjectError
+from pipeline.domain.subjects.match import SubjectMatcher, match_subjects, matcher_for
+from pipeline.domain.subjects.model import Subject, SubjectSet
+from pipeline.domain.text.clean import clean
 
 SUBJECTS = SubjectSet(
     subjects=(

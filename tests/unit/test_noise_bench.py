@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline.bench import noise_bench
-from pipeline.cli import main
+from pipeline.cli.main import main
+from pipeline.devkit.bench import noise_bench
 
 
 def test_short_mode_meets_the_targets() -> None:

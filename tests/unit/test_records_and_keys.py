@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.query import QueryError, parse_window
-from pipeline.sinks.base import count_buckets
-from pipeline.sinks.redis_keys import RedisKeys, bucket_field, split_field
+from pipeline.stores.query import QueryError, parse_window
+from pipeline.stores.redis.keys import RedisKeys, bucket_field, split_field
+from pipeline.stores.sink import count_buckets
 from schemas.export import JSON_DIR, RECORDS, render
 from schemas.records import Post, ScoredPost, SentimentProbabilities
 from workers.stages import subjects_of

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.text import TextError
-from pipeline.text.clean import clean
-from pipeline.text.segment import Segmenter, hot_terms, is_hot_term, stopwords
+from pipeline.domain.text import TextError
+from pipeline.domain.text.clean import clean
+from pipeline.domain.text.segment import Segmenter, hot_terms, is_hot_term, stopwords
 
 
 @pytest.fixture(scope="module")

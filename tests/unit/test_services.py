@@ -14,7 +14,7 @@ import pytest
 SPAWNER = textwrap.dedent(
     """
     import os, sys, time
-    from pipeline.services import spawn_child
+    from pipeline.devkit.embedded_services import spawn_child
     child = spawn_child([sys.executable, "-c", "import time; time.sleep(120)"], env=dict(os.environ), log=None)
     print(child.pid, flush=True)
     time.sleep(120)

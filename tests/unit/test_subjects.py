@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.subjects import SubjectError
-from pipeline.subjects.model import Subject, SubjectSet, load_subjects, normalise_term, parse_subjects, save_subjects
+from pipeline.domain.subjects import SubjectError
+from pipeline.domain.subjects.model import (
+    Subject,
+    SubjectSet,
+    load_subjects,
+    normalise_term,
+    parse_subjects,
+    save_subjects,
+)
 
 WHEN = datetime(2025, 3, 1, tzinfo=UTC)
 

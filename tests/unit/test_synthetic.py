@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import pytest
 
-from pipeline.ingest.synthetic import (
+from pipeline.devkit.synthetic import (
     EMOJI,
     PLATFORMS_ZH,
     SUBJECTS,

@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.unit.tiny_e5 import build_tiny_base, train_tiny
-from workers.model.corpora import Example
-from workers.model.folders import LABEL2ID, pad_batch, prefixed, sha256_file, split_examples, token_ids
-from workers.model.loop import Batch, LoopConfig, TrainingError, latest_checkpoint, run_loop
-from workers.model.train import load_classifier
+from training.corpora import Example
+from training.folders import LABEL2ID, pad_batch, prefixed, sha256_file, split_examples, token_ids
+from training.loop import Batch, LoopConfig, TrainingError, latest_checkpoint, run_loop
+from training.train import load_classifier
 
 CARD_FIELDS = {
     "kind", "model_id", "version", "labels", "max_length", "text_prefix", "base", "data", "splits",
@@ -176,8 +176,8 @@ def test_a_further_round_on_a_trained_folder_keeps_its_id_and_lineage(uninterrup
 def test_auto_precision_trains_in_bf16_only_where_the_cpu_has_it(
     monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
 ) -> None:
-    from pipeline.cli_model import training_precision
+    from pipeline.cli.model import training_precision
 
-    monkeypatch.setattr("workers.model.options.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("workers.scoring.options.cpu_has_native_bf16", lambda: native)
     assert training_precision("auto", "cpu") == expected
     assert training_precision("bf16", "cpu") == "bf16" and training_precision("fp32", "cpu") == "fp32"

@@ -20,16 +20,18 @@ from hypothesis import strategies as st
 from pipeline.settings import Settings
 from schemas.records import SENTIMENTS
 from tests.tiny_transformer import build_tiny
-from workers.model.options import (
+from workers.runtime import ScoringRuntime
+from workers.scoring.cards import weights_version
+from workers.scoring.loading import load_scorer
+from workers.scoring.options import (
     RuntimeOptions,
     RuntimeOptionsError,
     cpu_has_native_bf16,
     resolve_device,
     resolve_precision,
 )
-from workers.model.transformer import TransformerScorer, load_transformer
-from workers.runtime import ScoringRuntime
-from workers.scoring import UNKNOWN, ModelNotFoundError, Prediction, load_scorer, weights_version
+from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction
+from workers.scoring.transformer import TransformerScorer, load_transformer
 
 CPU = RuntimeOptions(device="cpu", precision="fp32", torch_threads=2)
 NO_SIGNAL = ["", "   \n\t ", "😀🔥👍", "!!!???。。。", "\x00\x01", "…—·"]
@@ -278,11 +280,22 @@ async def test_queue_depth_counts_texts_waiting_for_the_model_thread() -> None:
 
 
 def test_call_token_budget_follows_the_device_unless_set() -> None:
-    from types import SimpleNamespace
-
     from workers.runtime import CALL_TOKENS_CPU_TRANSFORMER, CALL_TOKENS_LARGE, call_token_budget
 
-    on_gpu, on_cpu = SimpleNamespace(device=torch.device("cuda")), SimpleNamespace(device=torch.device("cpu"))
-    assert call_token_budget(0, on_cpu) == CALL_TOKENS_CPU_TRANSFORMER  # type: ignore[arg-type]
-    assert call_token_budget(0, on_gpu) == call_token_budget(0, object()) == CALL_TOKENS_LARGE  # type: ignore[arg-type]
-    assert call_token_budget(700, on_cpu) == 700  # type: ignore[arg-type]
+    class NoDevice:  # the baseline's shape: a scorer and nothing more
+        model_id, model_version = "fake", "1"
+
+        def predict(self, texts: Sequence[str]) -> list[Prediction]:
+            return [UNKNOWN] * len(texts)
+
+    class OnDevice(NoDevice):
+        precision, parameter_counts = "fp32", {"total": 1, "embedding": 0}
+
+        def __init__(self, device: str) -> None:
+            self.device = torch.device(device)
+
+    on_gpu, on_cpu = OnDevice("cuda"), OnDevice("cpu")
+    assert call_token_budget(0, on_cpu) == CALL_TOKENS_CPU_TRANSFORMER
+    assert call_token_budget(0, on_gpu) == CALL_TOKENS_LARGE
+    assert call_token_budget(0, NoDevice()) == CALL_TOKENS_LARGE
+    assert call_token_budget(700, on_cpu) == 700

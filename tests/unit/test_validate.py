@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.ingest.validate import RecentIds, parse_post
+from pipeline.domain.posts import RecentIds, parse_post
 from schemas.records import Post, Rejection
 
 GOOD = {

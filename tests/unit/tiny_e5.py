@@ -11,8 +11,8 @@ import torch
 from transformers import BertConfig, BertModel
 
 from tests.conftest import require_service
-from workers.model.loop import LoopConfig
-from workers.model.train import train_teacher
+from training.loop import LoopConfig
+from training.train import train_teacher
 
 E5_BASE = Path(__file__).resolve().parents[2] / ".yuqing" / "models" / "e5-small-base"
 

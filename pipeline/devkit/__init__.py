@@ -1,0 +1,1 @@
+"""The development kit: the local demo and its view, embedded services, synthetic feeds and the benches."""

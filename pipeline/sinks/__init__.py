@@ -1,1 +1,0 @@
-"""Where scored posts land: Redis for live windows, ClickHouse for history."""

@@ -1,0 +1,12 @@
+"""Build the sinks a worker writes to, from settings."""
+
+from __future__ import annotations
+
+from pipeline.settings import Settings
+from pipeline.stores.clickhouse.sink import ClickHouseSink
+from pipeline.stores.redis.live import RedisSink
+from pipeline.stores.sink import Sink
+
+
+def build_sinks(settings: Settings) -> list[Sink]:
+    return [RedisSink(settings), ClickHouseSink.from_url(settings.clickhouse_url.get_secret_value())]

@@ -1,0 +1,1 @@
+"""Redis: the live store (minute counts, hot words, evidence), the subject set and the alert state."""

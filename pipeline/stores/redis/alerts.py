@@ -1,0 +1,109 @@
+"""Alerts in Redis: the latest state of each alert, a stream of every event, and delivery attempts.
+
+``save`` writes the record, its place in the newest-first index and the stream entry in one
+MULTI, so a reader never sees an alert that is missing from the stream or the index. The stream
+(``{prefix}:alerts:stream``) is one of the delivery channels: a consumer group on it gets every
+opened/updated/resolved event. Webhook attempts go to their own capped stream, so an operator can
+see why a receiver did not hear about an alert.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import redis
+
+from pipeline.domain.alerts import AlertError
+from pipeline.stores.redis.keys import RedisKeys
+from schemas.records import Alert
+
+STREAM_MAX_LEN = 100_000
+DELIVERIES_MAX_LEN = 100_000
+
+
+class AlertNotFoundError(AlertError, LookupError):
+    """No alert has this id."""
+
+
+class AlertStore:
+    """Blocking reads and writes of alerts; one per process, thread-safe like its Redis client."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._client = client
+        self._keys = RedisKeys(prefix)
+
+    def save(self, alert: Alert) -> None:
+        """Store an alert's new state (an acknowledgement survives later updates of the same alert)."""
+        previous = self.get(alert.id)
+        if previous is not None and previous.acknowledged_at is not None and alert.acknowledged_at is None:
+            alert = alert.model_copy(
+                update={"acknowledged_by": previous.acknowledged_by, "acknowledged_at": previous.acknowledged_at}
+            )
+        body = alert.model_dump_json()
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self._keys.alert(alert.id), body)
+        pipe.zadd(self._keys.alerts, {alert.id: alert.updated_at.timestamp()})
+        pipe.xadd(self._keys.alert_stream, {"alert": body}, maxlen=STREAM_MAX_LEN, approximate=True)
+        pipe.publish(self._keys.alert_channel, body)  # live dashboards
+        pipe.execute()
+
+    def get(self, alert_id: str) -> Alert | None:
+        raw = self._client.get(self._keys.alert(alert_id))
+        return None if raw is None else Alert.model_validate_json(raw)
+
+    def require(self, alert_id: str) -> Alert:
+        alert = self.get(alert_id)
+        if alert is None:
+            raise AlertNotFoundError(f"no alert with id {alert_id!r}")
+        return alert
+
+    def find(
+        self, subject: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Alert]:
+        """Alerts, most recently updated first, optionally of one subject and/or state."""
+        ids = cast(list[str], self._client.zrevrange(self._keys.alerts, 0, -1))
+        found: list[Alert] = []
+        for start in range(0, len(ids), 200):
+            chunk = ids[start : start + 200]
+            for raw in cast(list[str | None], self._client.mget([self._keys.alert(i) for i in chunk])):
+                if raw is None:
+                    continue
+                alert = Alert.model_validate_json(raw)
+                if (subject is None or alert.subject == subject) and (state is None or alert.state == state):
+                    found.append(alert)
+            if len(found) >= offset + limit:
+                break
+        return found[offset : offset + limit]
+
+    def acknowledge(self, alert_id: str, by: str, at: datetime | None = None) -> Alert:
+        """Mark an alert as seen by someone; acknowledging twice keeps the first acknowledgement."""
+        alert = self.require(alert_id)
+        if alert.acknowledged_at is not None:
+            return alert
+        acked = alert.model_copy(update={"acknowledged_by": by, "acknowledged_at": at or datetime.now(UTC)})
+        self._client.set(self._keys.alert(alert_id), acked.model_dump_json())
+        return acked
+
+    def events(self, count: int = 100) -> list[Alert]:
+        """The newest ``count`` events of the stream, oldest first."""
+        entries = cast(list[tuple[str, dict[str, str]]], self._client.xrevrange(self._keys.alert_stream, count=count))
+        return [Alert.model_validate_json(fields["alert"]) for _id, fields in reversed(entries)]
+
+    def record_delivery(self, alert_id: str, channel: str, attempt: int, outcome: str, detail: str = "") -> None:
+        entry = {"alert_id": alert_id, "channel": channel, "attempt": attempt, "outcome": outcome, "detail": detail}
+        self._client.xadd(
+            self._keys.alert_deliveries,
+            {"delivery": json.dumps(entry, ensure_ascii=False)},
+            maxlen=DELIVERIES_MAX_LEN,
+            approximate=True,
+        )
+
+    def deliveries(self, alert_id: str | None = None, count: int = 1000) -> list[dict[str, Any]]:
+        """Recorded delivery attempts, oldest first (of one alert, if given)."""
+        entries = cast(
+            list[tuple[str, dict[str, str]]], self._client.xrevrange(self._keys.alert_deliveries, count=count)
+        )
+        attempts = [json.loads(fields["delivery"]) for _id, fields in reversed(entries)]
+        return [a for a in attempts if alert_id is None or a["alert_id"] == alert_id]

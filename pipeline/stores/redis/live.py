@@ -1,0 +1,302 @@
+"""Redis, the live store: minute buckets with expiry, rolling windows, top subjects, hot words, pub/sub."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import redis
+
+from pipeline.domain.alerts.series import EventTimeGate
+from pipeline.domain.hotwords import emerging_terms, top_terms
+from pipeline.settings import Settings
+from pipeline.stores.redis.keys import ALL_SUBJECTS, RedisKeys, bucket_field, minute_stamp, split_field
+from pipeline.stores.sink import SinkError, minute_of
+from schemas.records import ScoredPost
+
+# One atomic script per flush. A post id is counted only if its "seen" marker did not exist, and
+# the marker is set in the same step as the counts, so a replayed batch never counts twice and a
+# crash can never leave a batch half counted. Raw counts take every post; the deduplicated hash, the
+# hot words and the evidence posts only posts that count once per near-duplicate cluster and are not
+# bots. A post the event-time gate refuses (``gate`` not empty) is counted under its reason in the
+# detection-dropped hash; one too far in the future is kept out of every live minute.
+# The watermark is the newest event time counted (epoch s): how far the pipeline has got, which the
+# detectors follow so that a backlog does not make them close minutes still being counted.
+# ARGV: seen, minute, deduplicated, top, hot and negative-post prefixes, the dropped hash, marker ttl,
+#   evidence posts kept per subject-minute, the watermark key, then per post: id, minute stamp,
+#   bucket expiry (epoch s), deduplicated (0/1), gate reason, n subjects, m terms, evidence member
+#   ('' for none), engagement, event time (epoch s), then n (subject, field) pairs (the first is the
+#   "*" total), then m terms.
+_COUNT_SCRIPT = """
+local seen_prefix, min_prefix, dmin_prefix, top_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local hot_prefix, neg_prefix, dropped = ARGV[5], ARGV[6], ARGV[7]
+local ttl, keep_posts, watermark_key = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local watermark = tonumber(redis.call('GET', watermark_key) or '0')
+local counted, i = 0, 11
+while i <= #ARGV do
+  local id, stamp, expire_at, kept, gate = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1', ARGV[i+4]
+  local n, m, evidence, engagement = tonumber(ARGV[i+5]), tonumber(ARGV[i+6]), ARGV[i+7], tonumber(ARGV[i+8])
+  local event_time = tonumber(ARGV[i+9])
+  local first_term = i + 10 + 2 * n
+  if redis.call('SET', seen_prefix .. id, '1', 'NX', 'EX', ttl) then
+    if gate ~= '' then redis.call('HINCRBY', dropped, gate, 1) end
+    if gate ~= 'too_far_future' then
+      if event_time > watermark then watermark = event_time end
+      local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
+      for j = 0, n - 1 do
+        local subject, field = ARGV[i+10+2*j], ARGV[i+11+2*j]
+        redis.call('HINCRBY', hkey, field, 1)
+        if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
+        if kept then
+          redis.call('HINCRBY', dkey, field, 1)
+          if m > 0 then
+            local hot = hot_prefix .. stamp .. ':' .. subject
+            for t = 0, m - 1 do redis.call('ZINCRBY', hot, 1, ARGV[first_term+t]) end
+            redis.call('EXPIREAT', hot, expire_at)
+          end
+          if evidence ~= '' and j > 0 then
+            local neg = neg_prefix .. stamp .. ':' .. subject
+            redis.call('ZADD', neg, engagement, evidence)
+            redis.call('ZREMRANGEBYRANK', neg, 0, -(keep_posts + 1))
+            redis.call('EXPIREAT', neg, expire_at)
+          end
+        end
+      end
+      redis.call('EXPIREAT', hkey, expire_at)
+      if kept then redis.call('EXPIREAT', dkey, expire_at) end
+      if n > 1 then redis.call('EXPIREAT', zkey, expire_at) end
+    end
+    counted = counted + 1
+  end
+  i = first_term + m
+end
+if watermark > 0 then redis.call('SET', watermark_key, watermark) end
+return counted
+"""
+EVIDENCE_POSTS_PER_MINUTE = 10
+EVIDENCE_TEXT_CHARS = 280
+
+
+def engagement_of(scored: ScoredPost) -> int:
+    """How much a post was engaged with: the ranking of evidence posts."""
+    engagement = scored.post.engagement
+    return engagement.likes + engagement.reposts + engagement.comments
+
+
+def evidence_member(scored: ScoredPost) -> str:
+    """A negative post as alert evidence: a compact JSON member of the subject-minute's sorted set."""
+    post = scored.post
+    item = {
+        "post_id": post.id,
+        "platform": post.platform,
+        "author_id": post.author_id,
+        "text": post.text[:EVIDENCE_TEXT_CHARS],
+        "event_time": post.event_time.isoformat(),
+        "engagement": engagement_of(scored),
+        "p_negative": round(scored.probabilities.negative, 3),
+    }
+    return json.dumps(item, ensure_ascii=False, sort_keys=True)
+
+
+def connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        settings.redis_url.get_secret_value(), decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+    )
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> int:
+    """Delete every key under ``prefix:`` (the demo and tests start from nothing)."""
+    deleted = 0
+    batch: list[str] = []
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            deleted += client.delete(*batch)
+            batch.clear()
+    if batch:
+        deleted += client.delete(*batch)
+    return deleted
+
+
+class RedisSink:
+    """Counts each scored post once into its minute buckets and announces the change on pub/sub."""
+
+    name = "redis"
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self._client = client or connect(settings)
+        self._keys = RedisKeys(settings.redis_prefix)
+        self._marker_ttl = settings.dedup_marker_ttl_s
+        self._retention = settings.live_retention_s
+        self._script = self._client.register_script(_COUNT_SCRIPT)
+        self._gate = EventTimeGate(settings.detection_future_tolerance_s, settings.detection_max_lateness_s)
+        self._buffer: list[ScoredPost] = []
+        self.counted_last_flush = 0
+
+    def add(self, posts: Sequence[ScoredPost]) -> None:
+        self._buffer.extend(posts)
+
+    def _script_args(self) -> list[str | int]:
+        k = self._keys
+        args: list[str | int] = [k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix]
+        args += [k.negative_posts_prefix, k.detection_dropped, self._marker_ttl, EVIDENCE_POSTS_PER_MINUTE, k.watermark]
+        for scored in self._buffer:
+            post = scored.post
+            minute = minute_of(post.event_time)
+            subjects = (ALL_SUBJECTS, *scored.subjects)
+            # Judged against when the post was scored, not now, so a replay gives the same answer.
+            gate = self._gate.check(post.event_time, scored.scored_at) or ""
+            evidence = evidence_member(scored) if scored.sentiment == "negative" else ""
+            args += [post.id, minute_stamp(minute), int(minute.timestamp()) + self._retention]
+            args += [int(scored.counts_deduplicated), gate, len(subjects), len(scored.terms)]
+            args += [evidence, engagement_of(scored), int(post.event_time.timestamp())]
+            for subject in subjects:
+                args += [subject, bucket_field(subject, post.platform, scored.sentiment)]
+            args += scored.terms
+        return args
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        try:
+            counted = int(self._script(args=self._script_args()))
+            minutes = sorted({minute_of(p.post.event_time).isoformat() for p in self._buffer})
+            self._client.publish(self._keys.live_channel, json.dumps({"counted": counted, "minutes": minutes}))
+        except redis.RedisError as exc:
+            raise SinkError(f"Redis flush of {len(self._buffer)} posts failed: {exc}") from exc
+        self.counted_last_flush = counted
+        self._buffer.clear()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class RedisLive:
+    """The read side: rolling-window totals, top subjects and hot words, summed from minute buckets."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self._client = client or connect(settings)
+        self._keys = RedisKeys(settings.redis_prefix)
+
+    @staticmethod
+    def window_minutes(minutes: int, now: datetime | None = None) -> list[datetime]:
+        """The ``minutes`` minute starts ending with the current (partial) minute, newest first."""
+        last = minute_of(now or datetime.now(UTC))
+        return [last - timedelta(minutes=i) for i in range(minutes)]
+
+    def window_counts(
+        self, minutes: int, subject: str | None = None, now: datetime | None = None, *, deduplicated: bool = False
+    ) -> Counter[tuple[str, str, str]]:
+        """Posts per (subject, platform, sentiment) over the window; subject ``*`` is every post once.
+
+        ``deduplicated`` counts each near-duplicate cluster once and leaves suspected bots out.
+        """
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
+        pipe = self._client.pipeline(transaction=False)
+        for minute in self.window_minutes(minutes, now):
+            pipe.hgetall(key(minute))
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for bucket in pipe.execute():
+            for field, value in bucket.items():
+                split = split_field(field)
+                if subject is None or split[0] == subject:
+                    counts[split] += int(value)
+        return counts
+
+    def series(
+        self, minutes: int, subject: str = ALL_SUBJECTS, now: datetime | None = None, *, deduplicated: bool = False
+    ) -> list[tuple[datetime, Counter[tuple[str, str]]]]:
+        """Per minute, oldest first (the last is the current, partial minute): posts of ``subject``
+        per (platform, sentiment)."""
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
+        window = list(reversed(self.window_minutes(minutes, now)))
+        pipe = self._client.pipeline(transaction=False)
+        for minute in window:
+            pipe.hgetall(key(minute))
+        result = []
+        for minute, bucket in zip(window, pipe.execute(), strict=True):
+            counts: Counter[tuple[str, str]] = Counter()
+            for field, value in bucket.items():
+                name, platform, sentiment = split_field(field)
+                if name == subject:
+                    counts[(platform, sentiment)] += int(value)
+            result.append((minute, counts))
+        return result
+
+    def subject_minutes(
+        self, minutes: Sequence[datetime], *, deduplicated: bool = True
+    ) -> list[dict[str, Counter[str]]]:
+        """Per minute given: each subject's posts per sentiment (``*`` included), in one round trip."""
+        key = self._keys.deduplicated if deduplicated else self._keys.minute
+        pipe = self._client.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(key(minute))
+        result = []
+        for bucket in pipe.execute():
+            per_subject: dict[str, Counter[str]] = {}
+            for field, value in bucket.items():
+                subject, _platform, sentiment = split_field(field)
+                per_subject.setdefault(subject, Counter())[sentiment] += int(value)
+            result.append(per_subject)
+        return result
+
+    def negative_posts(self, subject: str, minutes: Sequence[datetime], n: int = 5) -> list[dict[str, object]]:
+        """The ``n`` most engaged deduplicated negative posts of ``subject`` in those minutes."""
+        keys = [self._keys.negative_posts(minute, subject) for minute in minutes]
+        if not keys:
+            return []
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return [json.loads(member) for member, _score in rows[::-1][:n]]
+
+    def watermark(self) -> datetime | None:
+        """The newest event time counted so far (None before the first post)."""
+        value = self._client.get(self._keys.watermark)
+        return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+    def total(self, minutes: int, now: datetime | None = None, *, deduplicated: bool = False) -> int:
+        """Distinct posts counted in the window."""
+        return sum(self.window_counts(minutes, ALL_SUBJECTS, now, deduplicated=deduplicated).values())
+
+    def top_subjects(self, minutes: int, n: int = 10, now: datetime | None = None) -> list[tuple[str, int]]:
+        keys = [self._keys.top(m) for m in self.window_minutes(minutes, now)]
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return [(subject, int(score)) for subject, score in rows[::-1][:n]]
+
+    def hot_words(
+        self, subject: str = ALL_SUBJECTS, minutes: int = 5, n: int = 20, now: datetime | None = None
+    ) -> list[tuple[str, int]]:
+        """The ``n`` terms most used by (deduplicated) posts about ``subject`` over the window."""
+        keys = [self._keys.hot(m, subject) for m in self.window_minutes(minutes, now)]
+        rows = cast(list[tuple[str, float]], self._client.zunion(keys, withscores=True))
+        return top_terms({term: int(score) for term, score in rows}, n)
+
+    def hot_word_minutes(
+        self, subject: str, minutes: int, now: datetime | None = None, per_minute: int = 200
+    ) -> list[dict[str, int]]:
+        """Each minute's top ``per_minute`` terms of ``subject``, oldest first (the last is the current minute)."""
+        pipe = self._client.pipeline(transaction=False)
+        for minute in reversed(self.window_minutes(minutes, now)):
+            pipe.zrevrange(self._keys.hot(minute, subject), 0, per_minute - 1, withscores=True)
+        return [{term: int(score) for term, score in rows} for rows in pipe.execute()]
+
+    def emerging_words(
+        self,
+        subject: str = ALL_SUBJECTS,
+        baseline_minutes: int = 30,
+        now: datetime | None = None,
+        *,
+        min_count: int = 5,
+        min_z: float = 3.0,
+    ) -> list[tuple[str, float]]:
+        """Terms of the last two minutes whose rate jumps against the ``baseline_minutes`` before them."""
+        series = self.hot_word_minutes(subject, baseline_minutes + 2, now)
+        current: Counter[str] = Counter()
+        for minute in series[-2:]:
+            current.update(minute)
+        return emerging_terms(current, series[:-2], min_count=min_count, min_z=min_z)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,142 @@
+"""Score Transformer model folders against the TF-IDF baseline on the test splits (``yuqing model eval``).
+
+The baseline is retrained in the same run on the same train splits (into a temporary folder), so the
+comparison never depends on a stale baseline folder. A model "beats the baseline" on a corpus when its
+macro-F1 is higher and its accuracy is not lower.
+
+Folders are loaded through ``workers.scoring.loading.load_scorer`` when it serves their kind, exactly as the
+workers will; until the Transformer loader is registered there, a local loader reads the folder with
+``AutoModelForSequenceClassification`` and the card's ``text_prefix`` and ``max_length``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.settings import STUDENT_MODEL, TEACHER_MODEL
+from training.corpora import SPLIT_SEED, Example
+from training.folders import CARD_FILE, corpus_metrics, labels_of, predict_logits, read_json, split_examples
+
+DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
+SCORER_CHUNK = 256
+
+Predict = Callable[[Sequence[str]], list[str]]
+
+
+def _local_loader(folder: Path, card: dict[str, Any]) -> Predict:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    prefix, max_length = str(card.get("text_prefix", "")), int(card.get("max_length", 128))
+
+    def predict(texts: Sequence[str]) -> list[str]:
+        return labels_of(predict_logits(model, tokenizer, [prefix + t for t in texts], max_length))
+
+    return predict
+
+
+def load_predictor(folder: Path) -> tuple[Predict, dict[str, Any]]:
+    """A labels-for-texts function and what was loaded (id, version, which loader)."""
+    from workers.scoring.loading import load_scorer
+    from workers.scoring.protocol import ModelNotFoundError
+
+    card = read_json(folder / CARD_FILE)
+    if card is None:
+        raise ModelNotFoundError(f"no model card at {folder / CARD_FILE}")
+    info = {"path": str(folder), "model_id": card.get("model_id"), "version": card.get("version")}
+    try:
+        scorer = load_scorer(folder)
+    except ModelNotFoundError as exc:
+        # Only "no loader for this kind" falls back; a corrupt folder must fail here, not be papered over.
+        if f"has kind {card.get('kind')!r}" not in str(exc):
+            raise
+        return _local_loader(folder, card), {**info, "loader": "local AutoModelForSequenceClassification"}
+
+    def predict(texts: Sequence[str]) -> list[str]:
+        # Chunks of similar length, as the workers' batches would be: a chunk pads to its longest text.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        labels = [""] * len(texts)
+        for start in range(0, len(order), SCORER_CHUNK):
+            chunk = order[start : start + SCORER_CHUNK]
+            for i, prediction in zip(chunk, scorer.predict([texts[i] for i in chunk]), strict=True):
+                labels[i] = str(prediction.label)
+        return labels
+
+    return predict, {**info, "loader": "workers.scoring.loading.load_scorer"}
+
+
+def baseline_metrics(tests: list[Example], seed: int, train_limit: int | None) -> dict[str, Any]:
+    """Train the TF-IDF baseline on the train splits into a temporary folder and score ``tests``."""
+    import joblib
+
+    from training.baseline import evaluate, train_baseline
+    from workers.scoring.baseline import BASELINE_WEIGHTS_FILE
+
+    by_corpus: dict[str, list[Example]] = defaultdict(list)
+    for example in tests:
+        by_corpus[example.corpus].append(example)
+    with tempfile.TemporaryDirectory(prefix="yuqing-baseline-") as tmp:
+        started = time.perf_counter()
+        train_baseline(Path(tmp), seed=seed, limit_per_corpus=train_limit)
+        seconds = time.perf_counter() - started
+        pipeline = joblib.load(Path(tmp) / BASELINE_WEIGHTS_FILE)
+        card = read_json(Path(tmp) / CARD_FILE) or {}
+    return {
+        "model_id": card.get("model_id"),
+        "train_limit_per_corpus": train_limit,
+        "train_seconds": round(seconds, 1),
+        "metrics": evaluate(pipeline, dict(by_corpus)),
+    }
+
+
+def compare(metrics: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, values in metrics.items():
+        base = baseline[name]
+        delta_f1 = round(float(values["macro_f1"]) - float(base["macro_f1"]), 4)
+        delta_acc = round(float(values["accuracy"]) - float(base["accuracy"]), 4)
+        out[name] = {**values, "delta_accuracy": delta_acc, "delta_macro_f1": delta_f1}
+        out[name]["beats_baseline"] = delta_f1 > 0 and delta_acc >= 0
+    return out
+
+
+def evaluate_models(
+    folders: Sequence[Path],
+    seed: int = SPLIT_SEED,
+    test_limit_per_corpus: int | None = None,
+    baseline_train_limit: int | None = None,
+) -> dict[str, Any]:
+    """Per-corpus test accuracy and macro-F1 of each folder and of a freshly trained baseline."""
+    tests = split_examples("test", test_limit_per_corpus, seed)
+    baseline = baseline_metrics(tests, seed, baseline_train_limit)
+    texts = [e.text for e in tests]
+    models = []
+    for folder in folders:
+        predict, info = load_predictor(Path(folder))
+        started = time.perf_counter()
+        predicted = predict(texts)
+        seconds = time.perf_counter() - started
+        metrics = compare(corpus_metrics(tests, predicted), baseline["metrics"])
+        models.append({**info, "texts_per_second": round(len(texts) / seconds, 2), "metrics": metrics})
+    sizes = {name: int(m["n"]) for name, m in baseline["metrics"].items()}
+    return {"split": "test", "seed": seed, "test_examples": sizes, "baseline": baseline, "models": models}
+
+
+def table(report: dict[str, Any]) -> str:
+    """A plain-text summary: one line per model and corpus."""
+    lines = [f"{'model':<34} {'corpus':<8} {'acc':>7} {'macroF1':>8}  beats baseline"]
+    for name, m in report["baseline"]["metrics"].items():
+        lines.append(f"{'baseline (TF-IDF + LR)':<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}")
+    for model in report["models"]:
+        label = f"{model['model_id']} ({model['texts_per_second']}/s)"
+        for name, m in model["metrics"].items():
+            flag = "yes" if m["beats_baseline"] else "no"
+            lines.append(f"{label:<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}  {flag}")
+    return "\n".join(lines)

@@ -1,1 +1,0 @@
-"""Sentiment model training and evaluation: labelled corpora and the TF-IDF baseline."""
