@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
 
-    # Subjects, text and noise (issue 4)
+    # Subjects, text and noise
     subjects_file: Path | None = Field(
         None, description="YAML/JSON subject set that seeds an empty subject store (Redis) at worker start."
     )
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     noise_flood_min_authors: int = Field(8, ge=2, description="Authors of one text within 2 min that make a flood.")
     noise_burst_max_posts: int = Field(20, ge=2, description="Posts per minute above which an author is in a burst.")
 
-    # Alerts (issue 5)
+    # Alerts
     alerts_enabled: bool = Field(True, description="Run the detectors (in the leader worker of the group).")
     alerts_interval_s: float = Field(5.0, gt=0, description="How often the detectors look at the live minute.")
     alerts_config_file: Path | None = Field(None, description="YAML/JSON detector thresholds, per subject too.")
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         "", description="Sentiment per class index, comma separated, for a model folder whose config says LABEL_0…"
     )
 
-    # API (issue 6)
+    # API
     api_host: str = Field("127.0.0.1", description="Address `yuqing api` listens on.")
     api_port: int = Field(8300, ge=0, le=65535, description="Port `yuqing api` listens on (0: any free port).")
     api_tokens: SecretStr = Field(

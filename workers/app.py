@@ -60,8 +60,8 @@ def _fatal(reason: str) -> None:
     os._exit(CRASH_EXIT_CODE)
 
 
-class Pipeline:
-    """Owns the app, the model runtime and the sinks of one worker process."""
+class Worker:
+    """One worker process: owns the faust app, its agents, the model runtime and the sinks."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -204,16 +204,16 @@ def _rejection(post: Post, reason: str) -> Rejection:
 
 def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = False) -> None:
     """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
-    pipeline = Pipeline(settings)
+    worker = Worker(settings)
     if with_api:
         from pipeline.api.server import ApiServer
 
-        pipeline.api = ApiServer(settings)
-        pipeline.api.start()
-        log.warning("dashboard and API at %s/", pipeline.api.url)
+        worker.api = ApiServer(settings)
+        worker.api.start()
+        log.warning("dashboard and API at %s/", worker.api.url)
     # Load the model and jieba before joining the group, so the first batch is not slow.
-    _ = pipeline.runtime, pipeline.preparer
-    worker = faust.Worker(pipeline.app, loglevel=loglevel, quiet=True)
+    _ = worker.runtime, worker.preparer
+    faust_worker = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
     if not sys.stdout.isatty():
-        worker.spinner = None  # its terminal escapes would only litter a log file
-    worker.execute_from_commandline()
+        faust_worker.spinner = None  # its terminal escapes would only litter a log file
+    faust_worker.execute_from_commandline()

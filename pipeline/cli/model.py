@@ -93,16 +93,17 @@ def _loop_config(options: dict[str, Any], default_lr: float) -> Any:
     )
 
 
-def training_precision(name: str, device: str) -> str:
+def training_precision(name: str, device: str, *, cpu_bf16: bool | None = None) -> str:
     """``name``, with auto resolved as the serving runtime resolves it (bf16 where the device computes
-    it natively), except that training has no fp16 path: fp32 instead."""
+    it natively), except that training has no fp16 path: fp32 instead. ``cpu_bf16`` as in
+    ``resolve_precision``."""
     if name != "auto":
         return name
     import torch
 
     from workers.scoring.options import resolve_precision
 
-    return "bf16" if resolve_precision("auto", torch.device(device)) == "bf16" else "fp32"
+    return "bf16" if resolve_precision("auto", torch.device(device), cpu_bf16=cpu_bf16) == "bf16" else "fp32"
 
 
 def _train_limits(options: dict[str, Any]) -> Any:

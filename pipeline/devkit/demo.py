@@ -42,8 +42,7 @@ FLOOD_ORGANIC_SHARE = 0.1  # the bot-flood feed's own organic posts, as a share 
 CRISIS_MULTIPLIER = 20.0
 # The history is scored before the live feeds start, within about HISTORY_SCORING_S: where the model
 # is slow, the demo's rate comes down. The whole pipeline keeps about PIPELINE_SHARE of the model's own
-# posts/s (text stages, sinks, broker and feeds share the machine): 98 against 114 for the student on
-# 2 AVX2 cores, 0.7 to be safe.
+# rate (text stages, sinks, broker and feeds share the machine), with a margin (docs/benchmarks.md).
 HISTORY_SCORING_S = 180.0
 PIPELINE_SHARE = 0.7
 CALIBRATION_POSTS = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from rich.console import Group
 from rich.live import Live
@@ -15,8 +15,18 @@ from pipeline.devkit.embedded_services import ServiceError
 from pipeline.stores.query import window_rows
 from pipeline.stores.redis.live import RedisLive
 
-if TYPE_CHECKING:
-    from pipeline.devkit.demo import DemoFeeds
+
+class DemoFeeds(Protocol):
+    """What the view reads of the demo's feeds (``pipeline.devkit.demo.DemoFeeds``)."""
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def rejected(self) -> int: ...
+
+    def is_alive(self) -> bool: ...
+
 
 WINDOW_MINUTES = 5
 COLUMNS = ("subject", "raw", "deduplicated", "negative", "neutral", "positive", "negative share*", "hot words*")

@@ -17,8 +17,8 @@ from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import RedisSink, connect
 from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Alert, Post, ScoredPost, SentimentProbabilities
-from tests.e2e.conftest import WorkerFactory, wait_until
-from tests.e2e.webhook_receiver import WebhookReceiver
+from tests.support.waiting import WorkerFactory, wait_until
+from tests.support.webhook_receiver import WebhookReceiver
 from training.corpora import text_pools
 from workers.scoring.loading import load_scorer
 

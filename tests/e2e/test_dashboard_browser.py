@@ -31,8 +31,10 @@ from pipeline.stores.clickhouse.sink import ClickHouseSink
 from pipeline.stores.redis.live import RedisSink, connect, delete_prefix
 from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import ScoredPost
-from tests.conftest import require_service
-from tests.integration.test_api_support import ADMIN_TOKEN, TOKENS, make_alert, now_minute, save_alert, scored
+from tests.support.api import ADMIN_TOKEN, TOKENS, make_alert, save_alert
+from tests.support.paths import ARTIFACTS
+from tests.support.records import now_minute, scored
+from tests.support.require import require_service
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 CHROMIUM = Path(os.environ.get("YUQING_TEST_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SUBJECT = "云帆"
 EVIDENCE_TEXT = "云帆手机电池爆炸了"
 WAIT_MS = 20_000

@@ -18,10 +18,10 @@ from pipeline.devkit.bench.alerts_bench import run as run_alerts_bench
 from pipeline.devkit.bench.pipeline_bench import run as run_pipeline_bench
 from pipeline.devkit.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, free_port
 from pipeline.settings import Settings
-from tests.conftest import require_service
+from tests.support.paths import ARTIFACTS
+from tests.support.require import require_service
 
 pytestmark = pytest.mark.e2e
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _without_yuqing(env: os._Environ[str]) -> dict[str, str]:

@@ -5,42 +5,26 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.domain.text.clean import clean
-from pipeline.ingest.producer import Ingestor
-from pipeline.kafka import distinct_keys, ensure_topics
+from pipeline.kafka import distinct_keys
 from pipeline.settings import Settings
 from pipeline.stores.clickhouse.sink import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from schemas.records import Post
-from tests.e2e.conftest import WorkerFactory, wait_until
-from tests.e2e.tcp_proxy import TcpProxy
+from tests.support.feeds import N, produce
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import WorkerFactory, wait_until
 from workers.app import CRASH_EXIT_CODE
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
 from workers.stages import subjects_of
 
 pytestmark = pytest.mark.e2e
-N = 600
-
-
-def produce(settings: Settings, n: int = N) -> list[Post]:
-    """n synthetic posts, event times spread over the last few minutes, produced to posts.raw."""
-    ensure_topics(settings)
-    feed = SyntheticFeed("crisis", rate=n / 240, seed=7, start=datetime.now(UTC) - timedelta(minutes=4))
-    posts = feed.take(n)
-    ingestor = Ingestor(settings)
-    for post in posts:
-        ingestor.submit(post.model_dump(mode="json"))
-    assert ingestor.flush().accepted == n
-    ingestor.close()
-    return posts
 
 
 def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:

@@ -15,7 +15,7 @@ from pipeline.settings import Settings
 from pipeline.stores.clickhouse.sink import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive, connect
 from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
-from tests.e2e.conftest import WorkerFactory, wait_until
+from tests.support.waiting import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.e2e
 

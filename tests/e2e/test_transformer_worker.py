@@ -12,9 +12,9 @@ from pipeline.settings import Settings
 from pipeline.stores.clickhouse.sink import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from schemas.records import ScoredPost
-from tests.e2e.conftest import WorkerFactory, wait_until
-from tests.e2e.test_exact_counts import produce
-from tests.tiny_transformer import build_tiny
+from tests.support.feeds import produce
+from tests.support.tiny_transformer import build_tiny
+from tests.support.waiting import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.e2e
 

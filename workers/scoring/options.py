@@ -75,15 +75,19 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
-def resolve_precision(precision: str, device: torch.device) -> Resolved:
-    """auto: bf16 on a GPU that has it, else fp16 on GPU; on a CPU bf16 where it is native, else fp32."""
+def resolve_precision(precision: str, device: torch.device, *, cpu_bf16: bool | None = None) -> Resolved:
+    """auto: bf16 on a GPU that has it, else fp16 on GPU; on a CPU bf16 where it is native, else fp32.
+
+    ``cpu_bf16`` says whether this CPU computes bf16 natively; None reads it from the machine.
+    """
     import torch
 
     if precision not in PRECISIONS:
         raise RuntimeOptionsError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type != "cuda":
-            return "bf16" if cpu_has_native_bf16() else "fp32"
+            native = cpu_has_native_bf16() if cpu_bf16 is None else cpu_bf16
+            return "bf16" if native else "fp32"
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if precision == "int8" and device.type != "cpu":
         # torch's dynamic quantisation only has CPU kernels.
