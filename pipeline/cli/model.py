@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,33 @@ import click
 from pipeline.settings import BASELINE_MODEL, TEACHER_MODEL
 
 
+def missing_train_packages(requirements: list[str] | None = None) -> list[str]:
+    """The packages of the ``train`` extra that are not installed; ``requirements`` default to yuqing's own."""
+    if requirements is None:
+        try:
+            requirements = metadata.requires("yuqing") or []
+        except metadata.PackageNotFoundError:  # running from a checkout that was never installed
+            return []
+    missing = []
+    for line in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", line)
+        if name and re.search(r"""extra\s*==\s*["']train["']""", line):
+            try:
+                metadata.version(name.group(0))
+            except metadata.PackageNotFoundError:
+                missing.append(name.group(0))
+    return missing
+
+
 @click.group()
 def model() -> None:
-    """Build, train and evaluate models."""
+    """Build, train and evaluate models (needs the train extra: pip install 'yuqing[train]')."""
+    missing = missing_train_packages()
+    if missing:
+        raise click.ClickException(
+            f"`yuqing model` needs the train extra, and {', '.join(missing)} is not installed: "
+            "pip install 'yuqing[train]'"
+        )
 
 
 @model.command("build-base")

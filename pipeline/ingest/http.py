@@ -1,19 +1,25 @@
-"""HTTP push ingestion: POST one post (JSON) or a batch (NDJSON) to /posts."""
+"""HTTP push ingestion: POST one post (JSON) or a batch (NDJSON) to /posts.
+
+A FastAPI router, so ingest shares the API's HTTP stack; ``yuqing ingest --http`` serves it as its own
+process (``make_app``), where it scales and fails apart from the query API.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from aiohttp import web
+import uvicorn
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import BrokerError
 from schemas.records import Post
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-INGESTOR = web.AppKey("ingestor", Ingestor)
+
+router = APIRouter()
 
 
 def split_body(body: bytes, content_type: str) -> list[bytes]:
@@ -23,37 +29,54 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
     return [line for line in body.splitlines() if line.strip()]
 
 
-async def post_posts(request: web.Request) -> web.Response:
-    ingestor = request.app[INGESTOR]
-    records = split_body(await request.read(), request.content_type)
+async def read_capped(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ingestor(request: Request) -> Ingestor:
+    ingestor: Ingestor = request.app.state.ingestor
+    return ingestor
+
+
+@router.post("/posts")
+async def post_posts(request: Request) -> JSONResponse:
+    ingestor = _ingestor(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    records = split_body(await read_capped(request), content_type)
     results = [ingestor.submit(record) for record in records]
     try:
         # Answer only once the broker holds every record: a 200 means nothing can be lost.
         await asyncio.get_running_loop().run_in_executor(None, ingestor.flush)
     except BrokerError as exc:
-        return web.json_response({"error": str(exc)}, status=503)
+        return JSONResponse({"error": str(exc)}, status_code=503)
     body: dict[str, Any] = {
         "accepted": sum(isinstance(r, Post) for r in results),
         "rejected": [{"index": i, "reason": r.reason} for i, r in enumerate(results) if not isinstance(r, Post)],
     }
-    return web.json_response(body, status=200 if not body["rejected"] else 207, dumps=_dumps)
+    return JSONResponse(body, status_code=200 if not body["rejected"] else 207)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    return _ingestor(request).stats.as_dict()
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response(request.app[INGESTOR].stats.as_dict())
-
-
-def make_app(ingestor: Ingestor) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[INGESTOR] = ingestor
-    app.router.add_post("/posts", post_posts)
-    app.router.add_get("/health", health)
+def make_app(ingestor: Ingestor) -> FastAPI:
+    app = FastAPI(title="yuqing ingest", docs_url=None, redoc_url=None)
+    app.state.ingestor = ingestor
+    app.include_router(router)
     return app
 
 
 def serve(ingestor: Ingestor, host: str, port: int) -> None:
-    web.run_app(make_app(ingestor), host=host, port=port, print=None)
+    uvicorn.run(make_app(ingestor), host=host, port=port, log_level="warning")
