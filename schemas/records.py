@@ -6,6 +6,7 @@ a unit test keeps the two in step). A breaking change bumps ``schema_version`` a
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -26,6 +27,34 @@ def _as_utc(value: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s\x00-\x1f]+$")]
 
+# Posts are stored with ClickHouse DateTime (1970-2106) and judged by live windows: older than this is a
+# feed's mistake, not history anybody monitors. The upper bound is relative to now (posts.validate).
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_HASHTAGS = 32
+MAX_HASHTAG_CHARS = 64
+# A hashtag becomes a subject name, a Redis hash field part (fields are TAB-separated) and a key part:
+# no control characters, no key or glob characters, and nothing yuqing reserves (``_all``, ``*``).
+HASHTAG_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f*?\[\]:\\]")
+
+
+def _event_time_in_range(value: datetime) -> datetime:
+    value = _as_utc(value)
+    if value < EARLIEST_EVENT_TIME:
+        raise ValueError(f"before {EARLIEST_EVENT_TIME.date()}: not a live post")
+    return value
+
+
+def _hashtag(tag: str) -> str:
+    if HASHTAG_FORBIDDEN.search(tag):
+        raise ValueError(f"hashtag {tag[:MAX_HASHTAG_CHARS]!r} holds a control, key or glob character")
+    if tag.startswith("_"):
+        raise ValueError(f"hashtag {tag!r} is reserved (names starting with _ are yuqing's own)")
+    return tag
+
+
+EventTime = Annotated[datetime, AfterValidator(_event_time_in_range)]
+Hashtag = Annotated[str, Field(min_length=1, max_length=MAX_HASHTAG_CHARS), AfterValidator(_hashtag)]
+
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -38,21 +67,26 @@ class Engagement(Record):
 
 
 class Post(Record):
-    """A social post as it enters yuqing (v1)."""
+    """A social post as it enters yuqing (v2).
 
-    schema_version: Literal[1] = 1
+    v2 bounds what v1 left open: at most 32 hashtags of at most 64 characters, none holding a control,
+    key or glob character or starting with ``_``, and an event time from 2000 on. A record that says
+    ``schema_version: 1`` is still read, and held to the same bounds.
+    """
+
+    schema_version: Literal[1, 2] = 2
     id: Identifier = Field(description="Globally unique post id; the Kafka key and the idempotency key.")
     platform: Identifier = Field(description="Where it was posted, e.g. weibo, wechat, douyin, x.")
     author_id: Identifier
     text: str = Field(min_length=1, description="The post's text, whitespace-trimmed and never empty.")
     text_truncated: bool = Field(False, description="True when ingestion cut the text to the size limit.")
-    event_time: UtcDatetime = Field(description="When it was posted (UTC).")
+    event_time: EventTime = Field(description="When it was posted (UTC), from 2000-01-01 to a day from now.")
     lang: str | None = Field(None, max_length=16, description="Language code if the feed knows it.")
     url: str | None = Field(None, max_length=2048)
     parent_id: Identifier | None = Field(None, description="The post this one replies to or reposts.")
     parent_kind: Literal["reply", "repost"] | None = None
     engagement: Engagement = Engagement()
-    hashtags: tuple[str, ...] = Field((), description="Topic tags without their # marks.")
+    hashtags: tuple[Hashtag, ...] = Field((), max_length=MAX_HASHTAGS, description="Topic tags without their # marks.")
 
 
 class SentimentProbabilities(Record):
@@ -130,7 +164,7 @@ class Rejection(Record):
 
 
 RECORDS: dict[str, type[Record]] = {
-    "post.v1": Post,
+    "post.v2": Post,
     "scored_post.v2": ScoredPost,
     "aggregate.v1": Aggregate,
     "alert.v1": Alert,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +27,13 @@ def _describe(error: ValidationError) -> str:
 
 
 ENGAGEMENT_FIELDS = ("likes", "reposts", "comments")
+# Kafka's default message limit: a larger record could not be produced anyway.
+MAX_RECORD_BYTES = 1 << 20
+# Posts may be scheduled or stamped by a clock a little ahead; a day is the most a live view should wait.
+MAX_FUTURE = timedelta(days=1)
+# Control characters (tab, newline and carriage return aside) and lone surrogates carry no meaning in a
+# post and break what reads it later: terminals, log lines, UTF-8 encoders.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def normalise_fields(fields: dict[str, Any], max_chars: int) -> tuple[dict[str, Any], str | None]:
@@ -33,13 +41,16 @@ def normalise_fields(fields: dict[str, Any], max_chars: int) -> tuple[dict[str, 
     text = fields.get("text")
     if not isinstance(text, str):
         return fields, "text: missing or not a string"
-    text = text.strip()
+    text = CONTROL.sub("", text).strip()
     if not text:
         return fields, "text: empty"
     fields = dict(fields, text=text)
     flat = {k: fields.pop(k) for k in ENGAGEMENT_FIELDS if k in fields}
     if flat:  # CSV and flat JSON feeds give the counts as top-level columns
-        fields["engagement"] = {**(fields.get("engagement") or {}), **flat}
+        nested = fields.get("engagement") or {}
+        if not isinstance(nested, dict):
+            return fields, "engagement: counts given both flat and as a non-object"
+        fields["engagement"] = {**nested, **flat}
     if len(text) > max_chars:
         fields.update(text=text[:max_chars], text_truncated=True)
     tags = fields.get("hashtags")
@@ -50,13 +61,27 @@ def normalise_fields(fields: dict[str, Any], max_chars: int) -> tuple[dict[str, 
     return fields, None
 
 
-def parse_post(raw: bytes | str | dict[str, Any], max_chars: int) -> Post | Rejection:
-    """Decode, normalise and validate one record; never raises."""
+def parse_post(raw: bytes | str | dict[str, Any], max_chars: int, *, now: datetime | None = None) -> Post | Rejection:
+    """Decode, normalise and validate one record; never raises. ``now`` bounds the event time (default: the clock)."""
+    try:
+        return _parse(raw, max_chars, now or datetime.now(UTC))
+    except RecursionError:  # a depth bomb: json and pydantic recurse once per level
+        return reject(_excerpt(raw), "nesting too deep: a post is a flat JSON object")
+
+
+def _excerpt(raw: bytes | str | dict[str, Any]) -> bytes | str:
+    return raw if isinstance(raw, bytes | str) else repr(raw)[:10_000]
+
+
+def _parse(raw: bytes | str | dict[str, Any], max_chars: int, now: datetime) -> Post | Rejection:
     if isinstance(raw, dict):
         fields: Any = raw
         source: bytes | str = json.dumps(raw, ensure_ascii=False, default=str)
     else:
         source = raw
+        size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+        if size > MAX_RECORD_BYTES:
+            return reject(raw[:10_000], f"record too large: {size} bytes, the limit is {MAX_RECORD_BYTES}")
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as exc:
@@ -71,9 +96,12 @@ def parse_post(raw: bytes | str | dict[str, Any], max_chars: int) -> Post | Reje
     if problem:
         return reject(source, problem)
     try:
-        return Post.model_validate(fields)
+        post = Post.model_validate(fields)
     except ValidationError as exc:
         return reject(source, _describe(exc))
+    if post.event_time > now + MAX_FUTURE:
+        return reject(source, f"event_time: {post.event_time.isoformat()} is more than a day ahead of now")
+    return post
 
 
 class RecentIds:

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.posts import RecentIds, parse_post
+from pipeline.domain.posts import CONTROL, RecentIds, parse_post
 from schemas.records import Post, Rejection
+from tests.support.bad_inputs import BAD_INPUTS, good
 
 GOOD = {
     "id": "p1",
@@ -72,3 +75,56 @@ def test_recent_ids_are_bounded() -> None:
     recent.seen_before("b")
     recent.seen_before("c")  # evicts "a"
     assert not recent.seen_before("a")
+
+
+@pytest.mark.parametrize(("kind", "raw", "reason"), BAD_INPUTS, ids=[kind for kind, _, _ in BAD_INPUTS])
+def test_every_bad_input_kind_is_refused_with_its_reason(kind: str, raw: bytes, reason: str) -> None:
+    result = parse_post(raw, 5_000)
+    assert isinstance(result, Rejection), kind
+    assert reason in result.reason, (kind, result.reason)
+    assert len(result.raw) <= 10_000
+
+
+def test_the_bad_input_corpus_is_broad() -> None:
+    assert len({kind for kind, _, _ in BAD_INPUTS}) == len(BAD_INPUTS) >= 40
+
+
+def test_control_characters_are_removed_from_the_text() -> None:
+    post = parse_post(json.dumps(good(text="差\x00评\x1b[31m！\ud800\u0085")).encode(), 100)
+    assert isinstance(post, Post) and post.text == "差评[31m！"
+
+
+def test_the_upper_event_time_bound_follows_now() -> None:
+    raw = json.dumps(good(event_time="2030-01-01T00:00:00Z")).encode()
+    assert isinstance(parse_post(raw, 100, now=datetime(2029, 12, 31, 1, tzinfo=UTC)), Post)
+    assert isinstance(parse_post(raw, 100, now=datetime(2029, 12, 30, tzinfo=UTC)), Rejection)
+
+
+def test_a_v1_record_is_read_and_held_to_the_v2_bounds() -> None:
+    post = parse_post(json.dumps(good(schema_version=1, hashtags=["#乳业#", "新闻"])).encode(), 100)
+    assert isinstance(post, Post) and post.hashtags == ("乳业", "新闻")
+    assert isinstance(parse_post(json.dumps(good(schema_version=1, hashtags=["_all"])).encode(), 100), Rejection)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = st.sampled_from(["id", "platform", "author_id", "text", "event_time", "hashtags", "likes", "engagement", "x"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    assert isinstance(parse_post(raw, 100), Post | Rejection)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(FIELDS, JSON_VALUES, max_size=5))
+def test_fuzz_arbitrary_field_values_never_raise_and_accepted_posts_are_bounded(changes: dict[str, Any]) -> None:
+    result = parse_post(json.dumps(good(**changes)).encode(), 100)
+    if isinstance(result, Post):
+        assert len(result.hashtags) <= 32 and all(0 < len(tag) <= 64 for tag in result.hashtags)
+        assert not CONTROL.search(result.text) and len(result.text) <= 100
+        assert result.event_time >= datetime(2000, 1, 1, tzinfo=UTC)
