@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import cast
 
 import redis
@@ -17,65 +18,10 @@ from pipeline.stores.redis.keys import ALL_SUBJECTS, RedisKeys, bucket_field, mi
 from pipeline.stores.sink import SinkError, minute_of
 from schemas.records import ScoredPost
 
-# One atomic script per flush. A post id is counted only if its "seen" marker did not exist, and
-# the marker is set in the same step as the counts, so a replayed batch never counts twice and a
-# crash can never leave a batch half counted. Raw counts take every post; the deduplicated hash, the
-# hot words and the evidence posts only posts that count once per near-duplicate cluster and are not
-# bots. A post the event-time gate refuses (``gate`` not empty) is counted under its reason in the
-# detection-dropped hash; one too far in the future is kept out of every live minute.
-# The watermark is the newest event time counted (epoch s): how far the pipeline has got, which the
-# detectors follow so that a backlog does not make them close minutes still being counted.
-# ARGV: seen, minute, deduplicated, top, hot and negative-post prefixes, the dropped hash, marker ttl,
-#   evidence posts kept per subject-minute, the watermark key, then per post: id, minute stamp,
-#   bucket expiry (epoch s), deduplicated (0/1), gate reason, n subjects, m terms, evidence member
-#   ('' for none), engagement, event time (epoch s), then n (subject, field) pairs (the first is the
-#   "*" total), then m terms.
-_COUNT_SCRIPT = """
-local seen_prefix, min_prefix, dmin_prefix, top_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local hot_prefix, neg_prefix, dropped = ARGV[5], ARGV[6], ARGV[7]
-local ttl, keep_posts, watermark_key = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-local watermark = tonumber(redis.call('GET', watermark_key) or '0')
-local counted, i = 0, 11
-while i <= #ARGV do
-  local id, stamp, expire_at, kept, gate = ARGV[i], ARGV[i+1], tonumber(ARGV[i+2]), ARGV[i+3] == '1', ARGV[i+4]
-  local n, m, evidence, engagement = tonumber(ARGV[i+5]), tonumber(ARGV[i+6]), ARGV[i+7], tonumber(ARGV[i+8])
-  local event_time = tonumber(ARGV[i+9])
-  local first_term = i + 10 + 2 * n
-  if redis.call('SET', seen_prefix .. id, '1', 'NX', 'EX', ttl) then
-    if gate ~= '' then redis.call('HINCRBY', dropped, gate, 1) end
-    if gate ~= 'too_far_future' then
-      if event_time > watermark then watermark = event_time end
-      local hkey, dkey, zkey = min_prefix .. stamp, dmin_prefix .. stamp, top_prefix .. stamp
-      for j = 0, n - 1 do
-        local subject, field = ARGV[i+10+2*j], ARGV[i+11+2*j]
-        redis.call('HINCRBY', hkey, field, 1)
-        if j > 0 then redis.call('ZINCRBY', zkey, 1, subject) end
-        if kept then
-          redis.call('HINCRBY', dkey, field, 1)
-          if m > 0 then
-            local hot = hot_prefix .. stamp .. ':' .. subject
-            for t = 0, m - 1 do redis.call('ZINCRBY', hot, 1, ARGV[first_term+t]) end
-            redis.call('EXPIREAT', hot, expire_at)
-          end
-          if evidence ~= '' and j > 0 then
-            local neg = neg_prefix .. stamp .. ':' .. subject
-            redis.call('ZADD', neg, engagement, evidence)
-            redis.call('ZREMRANGEBYRANK', neg, 0, -(keep_posts + 1))
-            redis.call('EXPIREAT', neg, expire_at)
-          end
-        end
-      end
-      redis.call('EXPIREAT', hkey, expire_at)
-      if kept then redis.call('EXPIREAT', dkey, expire_at) end
-      if n > 1 then redis.call('EXPIREAT', zkey, expire_at) end
-    end
-    counted = counted + 1
-  end
-  i = first_term + m
-end
-if watermark > 0 then redis.call('SET', watermark_key, watermark) end
-return counted
-"""
+# The flush script (its semantics are commented there) reads a JSON header and one JSON document
+# per post, every value by name, so a new field means no renumbering on either side. The protocol
+# is in schemas/redis.md; _flush_header and _post_document are its only writers.
+_FLUSH_SCRIPT = resources.files("pipeline.stores.redis").joinpath("flush.lua").read_text(encoding="utf-8")
 EVIDENCE_POSTS_PER_MINUTE = 10
 EVIDENCE_TEXT_CHARS = 280
 
@@ -99,6 +45,11 @@ def evidence_member(scored: ScoredPost) -> str:
         "p_negative": round(scored.probabilities.negative, 3),
     }
     return json.dumps(item, ensure_ascii=False, sort_keys=True)
+
+
+def _compact_json(value: object) -> str:
+    # Text stays UTF-8 rather than \u escapes: fewer bytes for Chinese, and cjson copies it as is.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -131,7 +82,7 @@ class RedisSink:
         self._keys = RedisKeys(settings.redis_prefix)
         self._marker_ttl = settings.dedup_marker_ttl_s
         self._retention = settings.live_retention_s
-        self._script = self._client.register_script(_COUNT_SCRIPT)
+        self._script = self._client.register_script(_FLUSH_SCRIPT)
         self._gate = EventTimeGate(settings.detection_future_tolerance_s, settings.detection_max_lateness_s)
         self._buffer: list[ScoredPost] = []
         self.counted_last_flush = 0
@@ -139,24 +90,45 @@ class RedisSink:
     def add(self, posts: Sequence[ScoredPost]) -> None:
         self._buffer.extend(posts)
 
-    def _script_args(self) -> list[str | int]:
+    def _flush_header(self) -> str:
         k = self._keys
-        args: list[str | int] = [k.seen_prefix, k.minute_prefix, k.deduplicated_prefix, k.top_prefix, k.hot_prefix]
-        args += [k.negative_posts_prefix, k.detection_dropped, self._marker_ttl, EVIDENCE_POSTS_PER_MINUTE, k.watermark]
-        for scored in self._buffer:
-            post = scored.post
-            minute = minute_of(post.event_time)
-            subjects = (ALL_SUBJECTS, *scored.subjects)
+        header = {
+            "seen_prefix": k.seen_prefix,
+            "minute_prefix": k.minute_prefix,
+            "deduplicated_prefix": k.deduplicated_prefix,
+            "top_prefix": k.top_prefix,
+            "hot_prefix": k.hot_prefix,
+            "negative_prefix": k.negative_posts_prefix,
+            "dropped_key": k.detection_dropped,
+            "watermark_key": k.watermark,
+            "marker_ttl": self._marker_ttl,
+            "keep_posts": EVIDENCE_POSTS_PER_MINUTE,
+        }
+        return _compact_json(header)
+
+    def _post_document(self, scored: ScoredPost) -> str:
+        post = scored.post
+        minute = minute_of(post.event_time)
+        document = {
+            "id": post.id,
+            "stamp": minute_stamp(minute),
+            "expire_at": int(minute.timestamp()) + self._retention,
+            "event_time": int(post.event_time.timestamp()),
+            "kept": scored.counts_deduplicated,
             # Judged against when the post was scored, not now, so a replay gives the same answer.
-            gate = self._gate.check(post.event_time, scored.scored_at) or ""
-            evidence = evidence_member(scored) if scored.sentiment == "negative" else ""
-            args += [post.id, minute_stamp(minute), int(minute.timestamp()) + self._retention]
-            args += [int(scored.counts_deduplicated), gate, len(subjects), len(scored.terms)]
-            args += [evidence, engagement_of(scored), int(post.event_time.timestamp())]
-            for subject in subjects:
-                args += [subject, bucket_field(subject, post.platform, scored.sentiment)]
-            args += scored.terms
-        return args
+            "gate": self._gate.check(post.event_time, scored.scored_at),
+            "subjects": [
+                {"subject": subject, "field": bucket_field(subject, post.platform, scored.sentiment)}
+                for subject in (ALL_SUBJECTS, *scored.subjects)
+            ],
+            "terms": list(scored.terms),
+            "evidence": evidence_member(scored) if scored.sentiment == "negative" else None,
+            "engagement": engagement_of(scored),
+        }
+        return _compact_json(document)
+
+    def _script_args(self) -> list[str]:
+        return [self._flush_header(), *(self._post_document(scored) for scored in self._buffer)]
 
     def flush(self) -> None:
         if not self._buffer:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -8,8 +9,8 @@ import pytest
 import redis
 
 from pipeline.settings import Settings
-from pipeline.stores.redis.live import RedisLive, RedisSink
-from pipeline.stores.sink import SinkError
+from pipeline.stores.redis.live import RedisLive, RedisSink, evidence_member
+from pipeline.stores.sink import SinkError, minute_of
 from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
 pytestmark = pytest.mark.integration
@@ -147,3 +148,46 @@ def test_event_time_gate_and_evidence_posts(settings: Settings, scored: ScoredFa
     assert len(kept) == 10  # the most engaged deduplicated negatives of the minute
     assert [int(score) for _member, score in kept] == [i * 10 for i in range(13, 3, -1)]
     assert json.loads(kept[0][0])["post_id"] == "p23" and all("p50" not in m for m, _ in kept)
+
+
+def test_awkward_text_passes_through_the_flush_documents_exactly(
+    settings: Settings, scored: ScoredFactory, now: datetime
+) -> None:
+    """Each post reaches the flush script as one JSON document: Chinese, quotes, backslashes, a newline
+    and an emoji must come out of it unchanged, and a post without terms counts like one with many."""
+    text = '舆情 "引号" \\反斜杠\\ 换行\n表情😀'
+    subjects = ('华为"手机"', "C:\\路径\\", "表情😀", "多行\n主题")
+    terms = (*(f'词{i}"\\😀' for i in range(40)), "换\n行", '"', "\\")
+
+    def awkward(n: int, post_id: str, about: tuple[str, ...], words: tuple[str, ...], likes: int) -> ScoredPost:
+        base = scored(n, "negative", about)
+        post = base.post.model_copy(update={"id": post_id, "text": text, "engagement": Engagement(likes=likes)})
+        return base.model_copy(update={"post": post, "terms": words, "cluster_id": post_id})
+
+    bare = awkward(1, '帖子"1\\😀', subjects, (), likes=7)
+    wordy = awkward(2, "帖子2", subjects[:2], terms, likes=3)
+    sink, live = RedisSink(settings), RedisLive(settings)
+    sink.add([bare, wordy])
+    sink.flush()
+    assert sink.counted_last_flush == 2
+    sink.add([wordy, bare])  # a replay: the awkward ids must match their seen markers
+    sink.flush()
+    assert sink.counted_last_flush == 0
+
+    per_subject: Counter[str] = Counter()
+    for (subject, _platform, sentiment), count in live.window_counts(5, deduplicated=True).items():
+        assert sentiment == "negative"
+        per_subject[subject] += count
+    assert per_subject == {"*": 2, subjects[0]: 2, subjects[1]: 2, subjects[2]: 1, subjects[3]: 1}
+    assert live.total(5) == 2
+    assert dict(live.top_subjects(5, 10)) == {subjects[0]: 2, subjects[1]: 2, subjects[2]: 1, subjects[3]: 1}
+    assert dict(live.hot_words(subjects[0], 5, 100)) == dict.fromkeys(terms, 1)
+    assert live.hot_words(subjects[2], 5) == []  # only the post without terms is about it
+
+    # Evidence members are stored byte for byte as built, so their text round-trips exactly.
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    stamp = now.strftime("%Y%m%d%H%M")
+    members = client.zrevrange(f"{settings.redis_prefix}:neg:{stamp}:{subjects[1]}", 0, -1)
+    assert members == [evidence_member(bare), evidence_member(wordy)]
+    evidence = live.negative_posts(subjects[0], [minute_of(now)])
+    assert [(e["post_id"], e["text"]) for e in evidence] == [(bare.post.id, text), (wordy.post.id, text)]
