@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from pipeline.errors import YuqingError
 from pipeline.settings import Settings
@@ -23,15 +23,14 @@ def topic_names(settings: Settings) -> list[str]:
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     """Create yuqing's topics if they do not exist yet (safe to call from several processes)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.broker, client_id="yuqing-admin")
-            break
-        except KafkaError as exc:
-            if time.monotonic() > deadline:
-                raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc
-            time.sleep(0.2)
+    # A broker that was just started (the demo, the tests) refuses connections for a moment.
+    retrying = Retrying(
+        retry=retry_if_exception_type(KafkaError), stop=stop_after_delay(timeout_s), wait=wait_fixed(0.2), reraise=True
+    )
+    try:
+        admin = retrying(KafkaAdminClient, bootstrap_servers=settings.broker, client_id="yuqing-admin")
+    except KafkaError as exc:
+        raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc
     try:
         existing = set(admin.list_topics())
         wanted = [

@@ -14,13 +14,16 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity.wait import wait_base
 
 from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
+# A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
+SINK_BACKOFF = wait_exponential(multiplier=0.2, max=30.0)
 
 
 def _values(events: Sequence[Any]) -> list[bytes]:
@@ -58,6 +63,30 @@ def _fatal(reason: str) -> None:
     log.critical("%s; exiting without committing so the batch is replayed", reason)
     logging.shutdown()
     os._exit(CRASH_EXIT_CODE)
+
+
+async def flush_until_stored(
+    name: str,
+    flush: Callable[[], Awaitable[None]],
+    *,
+    wait: wait_base = SINK_BACKOFF,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Retry ``flush`` on ``SinkError`` for as long as the store is down: the batch is acked only
+    after it, so waiting loses nothing and giving up would. Anything else, cancellation (shutdown)
+    included, is not retried and propagates."""
+
+    def warn(state: RetryCallState) -> None:
+        delay = state.next_action.sleep if state.next_action else 0.0
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("%s sink unavailable, retrying in %.1fs: %s", name, delay, error)
+
+    # Attempts in the loop body, not ``retrying(flush)``: tenacity would not await what a plain callable
+    # such as ``partial(loop.run_in_executor, …)`` returns, and a failed flush would pass for done.
+    retrying = AsyncRetrying(retry=retry_if_exception_type(SinkError), wait=wait, sleep=sleep, before_sleep=warn)
+    async for attempt in retrying:
+        with attempt:
+            await flush()
 
 
 class Worker:
@@ -184,18 +213,10 @@ class Worker:
                 await loop.run_in_executor(self._sink_executor, sink.close)
 
     async def _flush_all(self) -> None:
-        """Flush every sink, retrying a failing one with backoff until its store is back."""
+        """Flush every sink in the sinks' thread, retrying a failing one until its store is back."""
         loop = asyncio.get_running_loop()
         for sink in self.sinks:
-            delay = 0.2
-            while True:
-                try:
-                    await loop.run_in_executor(self._sink_executor, sink.flush)
-                    break
-                except SinkError as exc:
-                    log.warning("%s sink unavailable, retrying in %.1fs: %s", sink.name, delay, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
+            await flush_until_stored(sink.name, partial(loop.run_in_executor, self._sink_executor, sink.flush))
 
 
 def _rejection(post: Post, reason: str) -> Rejection:

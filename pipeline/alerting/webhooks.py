@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
+from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from schemas.records import Alert
 
@@ -55,6 +57,8 @@ class WebhookDispatcher:
         timeout_s: float = 5.0,
         queue_size: int = 1_000,
         concurrency: int = 8,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.urls = [url for url in urls if url]
         self._secret = secret
@@ -62,6 +66,8 @@ class WebhookDispatcher:
         self._attempts = attempts
         self._first_delay = first_delay_s
         self._timeout = timeout_s
+        self._sleep = sleep
+        self._transport = transport
         self._queue: asyncio.Queue[tuple[Alert, str]] = asyncio.Queue(queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = concurrency
@@ -70,7 +76,7 @@ class WebhookDispatcher:
     def start(self) -> None:
         if self._workers or not self.urls:
             return
-        self._client = httpx.AsyncClient(timeout=self._timeout)
+        self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
     def submit(self, alert: Alert) -> None:
@@ -108,32 +114,43 @@ class WebhookDispatcher:
                 self._queue.task_done()
 
     async def _deliver(self, alert: Alert, url: str) -> None:
-        assert self._client is not None
         body = alert.model_dump_json().encode()
         delivery = f"{alert.id}:{alert.state}:{alert.updated_at.isoformat()}"
-        delay = self._first_delay
-        for attempt in range(1, self._attempts + 1):
-            timestamp = str(int(time.time()))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Yuqing-Event": f"alert.{alert.state}",
-                "X-Yuqing-Delivery": delivery,
-                "X-Yuqing-Timestamp": timestamp,
-                "X-Yuqing-Signature": sign(self._secret, timestamp, body),
-            }
-            try:
-                response = await self._client.post(url, content=body, headers=headers)
-                outcome, detail = _judge(response.status_code)
-            except httpx.HTTPError as exc:
-                outcome, detail = "retry", f"{type(exc).__name__}: {exc}"
-            last = attempt == self._attempts
-            final = "failed" if outcome == "retry" and last else outcome
+        numbers = itertools.count(1)
+
+        async def attempt() -> str:
+            number = next(numbers)
+            outcome, detail = await self._post(url, f"alert.{alert.state}", body, delivery)
+            if outcome == "retry" and number == self._attempts:
+                outcome = "failed"  # recorded as the final word, not as a retry that never comes
             # Off the loop: the recorder writes to Redis, which may be the thing that is slow.
-            await asyncio.to_thread(self._record_safely, alert, url, attempt, final, detail)
-            if final != "retry":
-                return
-            await asyncio.sleep(delay)
-            delay *= 2
+            await asyncio.to_thread(self._record_safely, alert, url, number, outcome, detail)
+            return outcome
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._first_delay),
+            retry=retry_if_result(lambda outcome: outcome == "retry"),
+            sleep=self._sleep,
+        )
+        await retrying(attempt)
+
+    async def _post(self, url: str, event: str, body: bytes, delivery: str) -> tuple[str, str]:
+        """One signed POST and its outcome; the signature is fresh, the delivery id the same every time."""
+        assert self._client is not None
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Yuqing-Event": event,
+            "X-Yuqing-Delivery": delivery,
+            "X-Yuqing-Timestamp": timestamp,
+            "X-Yuqing-Signature": sign(self._secret, timestamp, body),
+        }
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return "retry", f"{type(exc).__name__}: {exc}"
+        return _judge(response.status_code)
 
     def _record_safely(self, alert: Alert, url: str, attempt: int, outcome: str, detail: str) -> None:
         try:

@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import redis
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from pipeline.errors import YuqingError
 
@@ -46,14 +46,20 @@ def spawn_child(command: Sequence[str], *, env: dict[str, str], log: IO[bytes] |
 
 
 def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
+    """Return once 127.0.0.1:``port`` accepts connections; fail early if ``process`` exits first."""
+
+    def connect() -> None:
+        if process is not None and process.poll() is not None:  # not an OSError: never retried
             raise ServiceError(f"process exited with code {process.returncode} before listening on {port}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.05)
-    raise ServiceError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f}s")
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(OSError), stop=stop_after_delay(timeout_s), wait=wait_fixed(0.05), reraise=True
+    )
+    try:
+        retrying(connect)
+    except OSError as exc:
+        raise ServiceError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f}s") from exc
 
 
 @dataclass

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+
+from pipeline.devkit.embedded_services import ServiceError, free_port, wait_for_port
 
 SPAWNER = textwrap.dedent(
     """
@@ -43,3 +46,25 @@ def test_a_spawned_child_dies_when_its_parent_is_killed() -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(child)
+
+
+def test_waiting_for_a_port_returns_once_it_listens() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        wait_for_port(server.getsockname()[1], 5.0)
+
+
+def test_waiting_for_a_port_nothing_listens_on_gives_up_at_the_deadline() -> None:
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match=rf"^nothing listens on 127\.0\.0\.1:{port} after 0s$"):
+        wait_for_port(port, 0.3)
+    assert 0.3 <= time.monotonic() - started < 3
+
+
+def test_waiting_for_a_port_stops_when_the_process_exits() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    with pytest.raises(ServiceError, match=r"process exited with code 3 before listening on"):
+        wait_for_port(free_port(), 30.0, process)
