@@ -56,6 +56,12 @@ def make_producer(settings: Settings) -> KafkaProducer:
             batch_size=256 * 1024,
             retries=10,
             max_in_flight_requests_per_connection=1,  # keeps per-key order across retries
+            # Bounded waits: a send blocks on missing metadata, and a record is failed rather than retried,
+            # within the ingest timeout, so a caller answers (503) instead of hanging on a broker that is down.
+            max_block_ms=int(settings.ingest_timeout_s * 1000),
+            bootstrap_timeout_ms=int(settings.ingest_timeout_s * 1000),
+            request_timeout_ms=int(settings.ingest_timeout_s * 1000 / 2),
+            delivery_timeout_ms=int(settings.ingest_timeout_s * 1000 / 2) + 20 + 1,
         )
     except KafkaError as exc:
         raise BrokerError(f"Kafka broker {settings.broker} unreachable: {exc}") from exc

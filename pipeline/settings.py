@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     topic_alerts: str = Field("alerts", description="Topic of alerts.")
     partitions: int = Field(4, ge=1, description="Partitions per topic when yuqing creates its topics.")
     worker_group: str = Field("yuqing", description="faust application id, hence the consumer group.")
+    ingest_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest ingest waits on the broker before it answers 503 (a client retries)."
+    )
 
     # Redis (live store)
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password).")

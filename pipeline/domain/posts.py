@@ -105,17 +105,20 @@ def _parse(raw: bytes | str | dict[str, Any], max_chars: int, now: datetime) -> 
 
 
 class RecentIds:
-    """Remembers the last ``capacity`` post ids, to refuse duplicates without unbounded memory."""
+    """Remembers the last ``capacity`` stored post ids, to answer repeats without unbounded memory."""
 
     def __init__(self, capacity: int = 1_000_000) -> None:
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._capacity = capacity
 
-    def seen_before(self, post_id: str) -> bool:
+    def contains(self, post_id: str) -> bool:
         if post_id in self._ids:
             self._ids.move_to_end(post_id)
             return True
+        return False
+
+    def remember(self, post_id: str) -> None:
         self._ids[post_id] = None
+        self._ids.move_to_end(post_id)
         if len(self._ids) > self._capacity:
             self._ids.popitem(last=False)
-        return False

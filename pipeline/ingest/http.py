@@ -14,8 +14,6 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pipeline.ingest.producer import Ingestor
-from pipeline.kafka import BrokerError
-from schemas.records import Post
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -48,22 +46,28 @@ def _ingestor(request: Request) -> Ingestor:
     return ingestor
 
 
+# Seconds a client should wait before retrying a request the broker did not take.
+RETRY_AFTER_S = 5
+
+
 @router.post("/posts")
 async def post_posts(request: Request) -> JSONResponse:
     ingestor = _ingestor(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     records = split_body(await read_capped(request), content_type)
-    results = [ingestor.submit(record) for record in records]
-    try:
-        # Answer only once the broker holds every record: a 200 means nothing can be lost.
-        await asyncio.get_running_loop().run_in_executor(None, ingestor.flush)
-    except BrokerError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=503)
+    # Validation and the wait for the broker run in a thread: the event loop keeps serving /health.
+    delivery = await asyncio.get_running_loop().run_in_executor(None, ingestor.ingest, records)
     body: dict[str, Any] = {
-        "accepted": sum(isinstance(r, Post) for r in results),
-        "rejected": [{"index": i, "reason": r.reason} for i, r in enumerate(results) if not isinstance(r, Post)],
+        "accepted": len(delivery.accepted),
+        "duplicates": delivery.duplicates,
+        "rejected": [{"index": i, "reason": reason} for i, reason in delivery.rejected],
     }
-    return JSONResponse(body, status_code=200 if not body["rejected"] else 207)
+    if delivery.failed:
+        # Only a 200 or 207 means stored; the retried records that were stored meanwhile come back as duplicates.
+        body |= {"error": f"the broker did not store {len(delivery.failed)} records: retry them"}
+        body["failed"] = [{"index": i, "reason": reason} for i, reason in delivery.failed]
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse(body, status_code=207 if delivery.rejected else 200)
 
 
 @router.get("/health")

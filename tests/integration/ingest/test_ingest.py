@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.devkit.embedded_services import free_port, tansu_broker
 from pipeline.ingest.http import MAX_BODY_BYTES, make_app
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import distinct_keys, ensure_topics
@@ -70,3 +75,66 @@ def test_http_push_refuses_an_oversized_body_before_reading_it(settings: Setting
         streamed = client.post("/posts", content=chunks())
         assert streamed.status_code == 413
     assert ingestor.stats.accepted == ingestor.stats.rejected == 0
+
+
+def _posts(*ids: str) -> str:
+    return "\n".join(json.dumps({**GOOD, "id": post_id}) for post_id in ids)
+
+
+NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+def test_a_broker_outage_gets_503_in_bounded_time_and_the_retry_is_stored(settings: Settings, tmp_path: Path) -> None:
+    """The broker goes away and comes back empty (tansu keeps topics in memory), as after a crash."""
+    port = free_port()
+    bounded = settings.model_copy(update={"broker": f"127.0.0.1:{port}", "ingest_timeout_s": 2.0})
+    with tansu_broker(port, tmp_path / "first.log"):
+        ensure_topics(bounded)
+        ingestor = Ingestor(bounded)
+        with TestClient(make_app(ingestor)) as client:
+            assert client.post("/posts", content=_posts("o1", "o2"), headers=NDJSON).status_code == 200
+    with TestClient(make_app(ingestor)) as client:
+        answers: dict[str, Any] = {}
+        started = time.monotonic()
+        down = threading.Thread(
+            target=lambda: answers.update(down=client.post("/posts", content=_posts("o3", "o4"), headers=NDJSON))
+        )
+        down.start()
+        time.sleep(0.3)
+        assert client.get("/health").status_code == 200  # the event loop is not waiting on the broker
+        down.join(timeout=30)
+        refused = answers["down"]
+        assert refused.status_code == 503 and refused.headers["Retry-After"].isdigit()
+        assert time.monotonic() - started < 3 * bounded.ingest_timeout_s + 5  # bounded by the setting, not 60 s
+        assert [f["index"] for f in refused.json()["failed"]] == [0, 1]
+
+        with tansu_broker(port, tmp_path / "second.log"):
+            ensure_topics(bounded)
+            retried = client.post("/posts", content=_posts("o3", "o4"), headers=NDJSON)
+            assert retried.status_code == 200, retried.text
+            assert retried.json() == {"accepted": 2, "duplicates": [], "rejected": []}
+            again = client.post("/posts", content=_posts("o3", "o4"), headers=NDJSON)
+            assert again.status_code == 200 and again.json()["duplicates"] == [0, 1]  # stored: not sent twice
+            assert distinct_keys(bounded, bounded.topic_raw) == {b"o3", b"o4"}
+            assert _read_dlq(bounded) == []  # a retry is no duplicate: nothing went to the dead-letter topic
+
+
+def test_concurrent_requests_each_learn_their_own_fate(settings: Settings) -> None:
+    ensure_topics(settings)
+    with TestClient(make_app(Ingestor(settings))) as client:
+        answers: dict[int, Any] = {}
+
+        def push(n: int) -> None:
+            body = _posts(*(f"c{n}-{i}" for i in range(20))) + ("\nnot json" if n % 2 else "")
+            answers[n] = client.post("/posts", content=body, headers=NDJSON)
+
+        threads = [threading.Thread(target=push, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    for n, answer in answers.items():
+        assert answer.status_code == (207 if n % 2 else 200), answer.text
+        assert answer.json()["accepted"] == 20
+        assert [r["index"] for r in answer.json()["rejected"]] == ([20] if n % 2 else [])
+    assert len(distinct_keys(settings, settings.topic_raw)) == 120

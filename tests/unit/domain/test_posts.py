@@ -68,13 +68,14 @@ def test_parse_never_raises(raw: bytes | str) -> None:
     assert isinstance(parse_post(raw, 50), Post | Rejection)
 
 
-def test_recent_ids_are_bounded() -> None:
+def test_recent_ids_are_bounded_and_hold_only_what_was_remembered() -> None:
     recent = RecentIds(capacity=2)
-    assert not recent.seen_before("a")
-    assert recent.seen_before("a")
-    recent.seen_before("b")
-    recent.seen_before("c")  # evicts "a"
-    assert not recent.seen_before("a")
+    assert not recent.contains("a") and not recent.contains("a")  # asking remembers nothing
+    recent.remember("a")
+    assert recent.contains("a")
+    recent.remember("b")
+    recent.remember("c")  # evicts "a"
+    assert not recent.contains("a") and recent.contains("b") and recent.contains("c")
 
 
 @pytest.mark.parametrize(("kind", "raw", "reason"), BAD_INPUTS, ids=[kind for kind, _, _ in BAD_INPUTS])
