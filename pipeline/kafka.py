@@ -34,7 +34,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> None:
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name, num_partitions=settings.partitions, replication_factor=1)
+            NewTopic(
+                name,
+                num_partitions=settings.partitions,
+                replication_factor=settings.topic_replication_factor,
+                # With acks=all a write succeeds only once this many replicas hold it.
+                topic_configs={"min.insync.replicas": str(settings.topic_min_insync_replicas)},
+            )
             for name in topic_names(settings)
             if name not in existing
         ]

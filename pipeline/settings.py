@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The default scorer is the distilled Transformer student committed with the code (under 25 MB).
@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     topic_dlq: str = Field("posts.dlq", description="Dead-letter topic: rejected records with their reason.")
     topic_alerts: str = Field("alerts", description="Topic of alerts.")
     partitions: int = Field(4, ge=1, description="Partitions per topic when yuqing creates its topics.")
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replicas of each topic yuqing creates: 1 for one local broker, 3 in production."
+    )
+    topic_min_insync_replicas: int = Field(
+        1, ge=1, description="Replicas that must hold a write before it counts (acks=all): 2 in production."
+    )
     worker_group: str = Field("yuqing", description="faust application id, hence the consumer group.")
     ingest_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest ingest waits on the broker before it answers 503 (a client retries)."
@@ -112,6 +118,23 @@ class Settings(BaseSettings):
 
     # Fault injection for the crash tests: exit hard after this many sink flushes, before the commit.
     test_crash_after_flushes: int = Field(0, ge=0, description="Test only: crash after N flushes (0 = never).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.dedup_marker_ttl_s < self.live_retention_s:
+            # A replay of a post whose marker expired before its minute would count it twice.
+            raise ValueError(
+                f"dedup_marker_ttl_s ({self.dedup_marker_ttl_s}) must be at least live_retention_s "
+                f"({self.live_retention_s}): a replayed post would be counted twice"
+            )
+        if self.alert_webhooks.strip() and not self.alert_webhook_secret.get_secret_value():
+            raise ValueError("alert_webhooks are set but alert_webhook_secret is empty: anyone could forge an alert")
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"topic_min_insync_replicas ({self.topic_min_insync_replicas}) exceeds topic_replication_factor "
+                f"({self.topic_replication_factor}): no write could ever succeed"
+            )
+        return self
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -14,23 +14,20 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
-from tenacity.wait import wait_base
 
 from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
 from pipeline.stores.redis.live import connect
 from pipeline.stores.redis.subjects import SubjectStore
-from pipeline.stores.sink import Sink, SinkError
-from schemas.records import Post, Rejection
+from pipeline.stores.sink import Sink
+from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.preparer import Preparer
 from workers.runtime import ScoringRuntime
@@ -38,6 +35,7 @@ from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
 from workers.scoring.protocol import Unscored
 from workers.stages import assign_subjects, build_scored, decode_posts, decode_scored
+from workers.storing import store_all
 
 if TYPE_CHECKING:
     from pipeline.api.server import ApiServer
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
-SINK_BACKOFF = wait_exponential(multiplier=0.2, max=30.0)
 
 
 def _values(events: Sequence[Any]) -> list[bytes]:
@@ -63,30 +60,6 @@ def _fatal(reason: str) -> None:
     log.critical("%s; exiting without committing so the batch is replayed", reason)
     logging.shutdown()
     os._exit(CRASH_EXIT_CODE)
-
-
-async def flush_until_stored(
-    name: str,
-    flush: Callable[[], Awaitable[None]],
-    *,
-    wait: wait_base = SINK_BACKOFF,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> None:
-    """Retry ``flush`` on ``SinkError`` for as long as the store is down: the batch is acked only
-    after it, so waiting loses nothing and giving up would. Anything else, cancellation (shutdown)
-    included, is not retried and propagates."""
-
-    def warn(state: RetryCallState) -> None:
-        delay = state.next_action.sleep if state.next_action else 0.0
-        error = state.outcome.exception() if state.outcome else None
-        log.warning("%s sink unavailable, retrying in %.1fs: %s", name, delay, error)
-
-    # Attempts in the loop body, not ``retrying(flush)``: tenacity would not await what a plain callable
-    # such as ``partial(loop.run_in_executor, …)`` returns, and a failed flush would pass for done.
-    retrying = AsyncRetrying(retry=retry_if_exception_type(SinkError), wait=wait, sleep=sleep, before_sleep=warn)
-    async for attempt in retrying:
-        with attempt:
-            await flush()
 
 
 class Worker:
@@ -154,34 +127,41 @@ class Worker:
     async def score_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
-            started = time.perf_counter()
-            posts, rejections = decode_posts(_values(events), s.text_max_chars)
-            prepared, changed = await self.preparer.prepare(posts)
-            if changed is not None:
-                await self.preparer.apply(changed, self.runtime)
-            results = await self.runtime.predict([item.model_text for item in prepared])
-            scored_at = datetime.now(UTC)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            scorer = self.runtime.scorer
-            subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
-            out: list[tuple[str | None, str]] = []
-            for item, result in zip(prepared, results, strict=True):
-                if isinstance(result, Unscored):
-                    rejections.append(_rejection(item.post, result.reason))
-                    continue
-                assigned = assign_subjects(item, subjects, result.embedding, descriptions)
-                model = (scorer.model_id, scorer.model_version)
-                scored = build_scored(item, result, assigned, model, scored_at, elapsed_ms)
-                out.append((item.post.id, scored.model_dump_json()))
-            predicted = time.perf_counter()
-            await _deliver(self.scored, out)
-            await self._reject(rejections)
-            log.debug(
-                "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
-                len(events),
-                elapsed_ms,
-                (time.perf_counter() - predicted) * 1000,
-            )
+            try:
+                await self._score_batch(events)
+            except Exception as exc:  # take() would ack the abandoned batch: exit so it is redelivered
+                _fatal(f"score batch failed: {exc!r}")
+
+    async def _score_batch(self, events: Sequence[Any]) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        posts, rejections = decode_posts(_values(events), s.text_max_chars)
+        prepared, changed = await self.preparer.prepare(posts)
+        if changed is not None:
+            await self.preparer.apply(changed, self.runtime)
+        results = await self.runtime.predict([item.model_text for item in prepared])
+        scored_at = datetime.now(UTC)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        scorer = self.runtime.scorer
+        subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
+        out: list[tuple[str | None, str]] = []
+        for item, result in zip(prepared, results, strict=True):
+            if isinstance(result, Unscored):
+                rejections.append(_rejection(item.post, result.reason))
+                continue
+            assigned = assign_subjects(item, subjects, result.embedding, descriptions)
+            model = (scorer.model_id, scorer.model_version)
+            scored = build_scored(item, result, assigned, model, scored_at, elapsed_ms)
+            out.append((item.post.id, scored.model_dump_json()))
+        predicted = time.perf_counter()
+        await _deliver(self.scored, out)
+        await self._reject(rejections)
+        log.debug(
+            "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
+            len(events),
+            elapsed_ms,
+            (time.perf_counter() - predicted) * 1000,
+        )
 
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
@@ -189,12 +169,11 @@ class Worker:
             started = time.perf_counter()
             scored, rejections = decode_scored(_values(events))
             try:
-                for sink in self.sinks:
-                    sink.add(scored)
-                await self._flush_all()
+                refused = await store_all(self.sinks, scored, self._in_sink_thread)
                 log.debug("aggregate batch %d: flushed in %.0f ms", len(events), (time.perf_counter() - started) * 1000)
-            except Exception as exc:  # anything but a sink outage is a bug: never ack what was not stored
+            except Exception as exc:  # outages are waited out and refusals isolated: this is a bug
                 _fatal(f"aggregate batch failed: {exc!r}")
+            rejections += [_refusal(post, reason) for post, reason in refused]
             await self._reject(rejections)
             self.flushes += 1
             if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
@@ -212,15 +191,16 @@ class Worker:
             for sink in self._sinks:
                 await loop.run_in_executor(self._sink_executor, sink.close)
 
-    async def _flush_all(self) -> None:
-        """Flush every sink in the sinks' thread, retrying a failing one until its store is back."""
-        loop = asyncio.get_running_loop()
-        for sink in self.sinks:
-            await flush_until_stored(sink.name, partial(loop.run_in_executor, self._sink_executor, sink.flush))
+    async def _in_sink_thread(self, call: Callable[[], None]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._sink_executor, call)
 
 
 def _rejection(post: Post, reason: str) -> Rejection:
     return Rejection(reason=reason, stage="score", raw=post.model_dump_json(), rejected_at=datetime.now(UTC))
+
+
+def _refusal(scored: ScoredPost, reason: str) -> Rejection:
+    return Rejection(reason=reason, stage="aggregate", raw=scored.model_dump_json(), rejected_at=datetime.now(UTC))
 
 
 def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = False) -> None:

@@ -19,6 +19,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
@@ -153,10 +154,21 @@ class WebhookDispatcher:
         return _judge(response.status_code)
 
     def _record_safely(self, alert: Alert, url: str, attempt: int, outcome: str, detail: str) -> None:
+        shown = redact_url(url)
         try:
-            self._record(alert.id, f"webhook {url}", attempt, outcome, detail)
+            self._record(alert.id, f"webhook {shown}", attempt, outcome, detail.replace(url, shown))
         except Exception as exc:  # recording is best effort: Redis may be the thing that is down
             log.warning("could not record webhook attempt for alert %s: %s", alert.id, exc)
+
+
+def redact_url(url: str) -> str:
+    """The URL as delivery records show it: scheme, host and port. Webhook paths, queries and user info
+    often carry the receiver's secret token, and the records are readable through the API."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    hidden = "/…" if parts.path.strip("/") or parts.query or parts.username else ""
+    return f"{parts.scheme}://{host}{port}{hidden}"
 
 
 def _judge(status: int) -> tuple[str, str]:

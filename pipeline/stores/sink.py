@@ -12,7 +12,11 @@ from schemas.records import ScoredPost, Sentiment
 
 
 class SinkError(YuqingError):
-    """A sink could not write; its buffered rows are kept so the flush can be retried."""
+    """A sink could not write (its store is down or slow); its buffered rows are kept for the retry."""
+
+
+class SinkRefused(SinkError):
+    """The store refused the buffered rows for what they hold: retrying the same rows cannot help."""
 
 
 class Sink(Protocol):
@@ -20,7 +24,9 @@ class Sink(Protocol):
 
     ``flush`` must be idempotent per post id: flushing a post that an earlier flush already
     wrote (a replay after a crash) must not change any count. On failure it raises
-    ``SinkError`` and keeps its buffer. Both calls are blocking; workers run them in a thread.
+    ``SinkError`` and keeps its buffer; ``SinkRefused`` when the data itself is the cause, so the
+    caller can drop the buffer (``discard``) and isolate the offending posts. The calls are blocking;
+    workers run ``flush`` in a thread.
     """
 
     name: str
@@ -28,6 +34,8 @@ class Sink(Protocol):
     def add(self, posts: Sequence[ScoredPost]) -> None: ...
 
     def flush(self) -> None: ...
+
+    def discard(self) -> None: ...
 
     def close(self) -> None: ...
 

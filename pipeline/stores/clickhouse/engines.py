@@ -32,6 +32,31 @@ class ClickHouseError(SinkError):
     """ClickHouse refused a statement or could not be reached."""
 
 
+# ClickHouse error codes that blame the values sent (parse, type and range errors), not the server:
+# CANNOT_PARSE_TEXT, CANNOT_PARSE_QUOTED_STRING, CANNOT_PARSE_INPUT_ASSERTION_FAILED, CANNOT_PARSE_DATE,
+# CANNOT_PARSE_DATETIME, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER,
+# INCORRECT_DATA, CANNOT_READ_ARRAY_FROM_TEXT, TOO_LARGE_STRING_SIZE, SIZES_OF_ARRAYS_DONT_MATCH,
+# VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE.
+DATA_ERROR_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 130, 131, 190, 321})
+_CODE = re.compile(r"\bCode:\s*(\d+)")
+# Errors Python raises while packing a value the column cannot hold (a 1900 date in a DateTime, say).
+_PACKING_ERRORS = (OverflowError, ValueError, TypeError, UnicodeError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or an error it was raised from) says the rows, not the server, are at fault."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        code = getattr(cause, "code", None)
+        match = _CODE.search(str(cause))
+        if (isinstance(code, int) and code in DATA_ERROR_CODES) or (match and int(match[1]) in DATA_ERROR_CODES):
+            return True
+        if isinstance(cause, _PACKING_ERRORS) and cause is not exc:
+            return True
+        cause = cause.__cause__
+    return False
+
+
 class Engine(Protocol):
     database: str
 

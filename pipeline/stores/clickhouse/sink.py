@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from pipeline.stores.clickhouse.engines import Engine, Param, ensure_schema, open_engine
-from pipeline.stores.sink import SinkError, minute_of
+from pipeline.stores.clickhouse.engines import Engine, Param, ensure_schema, is_data_error, open_engine
+from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import Aggregate, ScoredPost
 
 __all__ = ["COLUMNS", "ClickHouseHistory", "ClickHouseSink", "scored_post_row"]
@@ -117,7 +117,11 @@ class ClickHouseSink(_OnEngine):
         return len(self._rows)
 
     def add(self, posts: Sequence[ScoredPost]) -> None:
-        self._rows.extend(scored_post_row(post) for post in posts)
+        try:
+            rows = [scored_post_row(post) for post in posts]
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise SinkRefused(f"clickhouse cannot hold a post of this batch: {exc}") from exc
+        self._rows.extend(rows)
 
     def flush(self) -> None:
         if not self._rows:
@@ -128,7 +132,11 @@ class ClickHouseSink(_OnEngine):
                 self._schema_ready = True
             self._engine.insert("scored_posts", COLUMNS, self._rows)
         except Exception as exc:  # whatever the engine raised, the buffer survives it for the retry
-            raise SinkError(f"clickhouse flush of {len(self._rows)} rows failed: {exc}") from exc
+            error = SinkRefused if is_data_error(exc) else SinkError
+            raise error(f"clickhouse flush of {len(self._rows)} rows failed: {exc}") from exc
+        self._rows = []
+
+    def discard(self) -> None:
         self._rows = []
 
 

@@ -15,7 +15,7 @@ from pipeline.domain.alerts.series import EventTimeGate
 from pipeline.domain.hotwords import emerging_terms, top_terms
 from pipeline.settings import Settings
 from pipeline.stores.redis.keys import ALL_SUBJECTS, RedisKeys, bucket_field, minute_stamp, split_field
-from pipeline.stores.sink import SinkError, minute_of
+from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import ScoredPost
 
 # The flush script (its semantics are commented there) reads a JSON header and one JSON document
@@ -50,6 +50,15 @@ def evidence_member(scored: ScoredPost) -> str:
 def _compact_json(value: object) -> str:
     # Text stays UTF-8 rather than \u escapes: fewer bytes for Chinese, and cjson copies it as is.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# Replies that say Redis cannot run anything now (loading, busy with a script, out of memory, a replica):
+# the flush is retried. Any other error reply comes from the script on this batch's data.
+TRANSIENT_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN")
+
+
+def is_data_error(exc: redis.RedisError) -> bool:
+    return isinstance(exc, redis.ResponseError) and not str(exc).startswith(TRANSIENT_REPLIES)
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -138,8 +147,12 @@ class RedisSink:
             minutes = sorted({minute_of(p.post.event_time).isoformat() for p in self._buffer})
             self._client.publish(self._keys.live_channel, json.dumps({"counted": counted, "minutes": minutes}))
         except redis.RedisError as exc:
-            raise SinkError(f"Redis flush of {len(self._buffer)} posts failed: {exc}") from exc
+            error = SinkRefused if is_data_error(exc) else SinkError
+            raise error(f"Redis flush of {len(self._buffer)} posts failed: {exc}") from exc
         self.counted_last_flush = counted
+        self._buffer.clear()
+
+    def discard(self) -> None:
         self._buffer.clear()
 
     def close(self) -> None:

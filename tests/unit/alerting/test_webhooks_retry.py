@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from pipeline.alerting.webhooks import WebhookDispatcher, verify_signature
+from pipeline.alerting.webhooks import WebhookDispatcher, redact_url, verify_signature
 from schemas.records import Alert
 
 URL = "http://receiver.test/hook"
@@ -43,7 +43,7 @@ async def deliver(handle: Handler, attempts: int = 5) -> tuple[list[tuple[int, s
         waits.append(seconds)
 
     def record(alert_id: str, channel: str, attempt: int, outcome: str, detail: str) -> None:
-        assert (alert_id, channel) == ("a1", f"webhook {URL}")
+        assert (alert_id, channel) == ("a1", "webhook http://receiver.test/…")  # the path may hold a secret
         records.append((attempt, outcome, detail))
 
     dispatcher = WebhookDispatcher([URL], SECRET, record, attempts=attempts, first_delay_s=0.5, sleep=sleep,
@@ -113,3 +113,16 @@ async def test_stopping_the_dispatcher_ends_a_delivery_waiting_to_retry() -> Non
     await asyncio.wait_for(waiting.wait(), 5)
     await dispatcher.stop()
     assert records == [1] and len(received) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.test/services/T0/B1/secret-token", "https://hooks.test/…"),
+        ("https://user:pass@hooks.test:8443/x?token=abc", "https://hooks.test:8443/…"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+        ("http://127.0.0.1:9000/", "http://127.0.0.1:9000"),
+    ],
+)
+def test_delivery_records_show_no_path_query_or_credentials(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -1,17 +1,20 @@
-"""The aggregate agent's flush of a batch: retried while a store is down, stopped by shutdown."""
+"""Storing an aggregate batch: retried while a store is down, stopped by shutdown, bisected around refusals."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import pytest
 from tenacity import wait_fixed
 
-from pipeline.stores.sink import SinkError
-from workers.app import flush_until_stored
+from pipeline.stores.sink import SinkError, SinkRefused
+from schemas.records import ScoredPost
+from tests.support.records import scored
+from workers.storing import flush_until_stored, store, store_all
 
 
 class FlakySink:
@@ -85,3 +88,59 @@ async def test_cancelling_a_flush_waiting_to_retry_stops_the_retries() -> None:
     calls = sink.calls
     await asyncio.sleep(0.2)
     assert sink.calls == calls
+
+
+class PickySink:
+    """Refuses any flush that holds a post whose id starts with "poison"; stores the rest by id."""
+
+    name = "picky"
+
+    def __init__(self, down_for: int = 0) -> None:
+        self.buffer: list[ScoredPost] = []
+        self.stored: set[str] = set()
+        self.flushes = 0
+        self.down_for = down_for
+
+    def add(self, posts: Sequence[ScoredPost]) -> None:
+        self.buffer += posts
+
+    def flush(self) -> None:
+        self.flushes += 1
+        if self.flushes <= self.down_for:
+            raise SinkError("store down")
+        if any(p.post.id.startswith("poison") for p in self.buffer):
+            raise SinkRefused("Code: 53. Type mismatch")
+        self.stored |= {p.post.id for p in self.buffer}
+        self.buffer = []
+
+    def discard(self) -> None:
+        self.buffer = []
+
+    def close(self) -> None:
+        pass
+
+
+async def run_here(call: Callable[[], None]) -> None:
+    call()
+
+
+async def no_wait(seconds: float) -> None:
+    pass
+
+
+@pytest.mark.parametrize("poisoned", [(), (0,), (7,), (0, 1), (3, 12, 13, 19), tuple(range(20))])
+async def test_a_refused_batch_is_bisected_down_to_its_poison(poisoned: tuple[int, ...]) -> None:
+    posts = [scored(f"poison-{i}" if i in poisoned else f"good-{i}") for i in range(20)]
+    sink = PickySink(down_for=2)  # an outage first: waited out, never taken for a refusal
+    refusals = await store(sink, posts, run_here, sleep=no_wait)
+    assert sorted(p.post.id for p, _ in refusals) == sorted(f"poison-{i}" for i in poisoned)
+    assert all("picky refused the post: Code: 53" in reason for _, reason in refusals)
+    assert sink.stored == {f"good-{i}" for i in range(20) if i not in poisoned}
+    assert sink.buffer == []
+
+
+async def test_a_post_one_sink_refused_is_not_offered_to_the_next() -> None:
+    first, second = PickySink(), PickySink()
+    refusals = await store_all([first, second], [scored("good-1"), scored("poison-1")], run_here)
+    assert [p.post.id for p, _ in refusals] == ["poison-1"]
+    assert first.stored == second.stored == {"good-1"} and second.flushes == 1
