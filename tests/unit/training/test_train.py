@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -83,9 +84,52 @@ def test_time_budget_stops_at_a_checkpoint_that_resume_finishes(base: Path, tmp_
 
     first = run(resume=False, budget=0.0)
     assert (first.steps, first.stopped_early) == (1, True)
-    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step-000001"
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-1"
     second = run(resume=True, budget=None)
     assert (second.steps, second.stopped_early, second.examples) == (3, False, 12)
+
+
+def tiny_rows(base: Path) -> tuple[list[list[int]], list[int]]:
+    """Twelve short training rows (four per corpus) and their labels."""
+    examples = split_examples("train", 4)
+    rows = token_ids(AutoTokenizer.from_pretrained(base), prefixed(e.text for e in examples), 16)
+    return rows, [LABEL2ID[e.label] for e in examples]
+
+
+def cross_entropy(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(model(**batch.inputs).logits, batch.labels)
+
+
+def test_resuming_a_finished_run_trains_no_further_and_refuses_other_settings(base: Path, tmp_path: Path) -> None:
+    rows, labels = tiny_rows(base)
+    config = LoopConfig(batch_size=4, max_steps=2, checkpoint_every=100)  # ends inside the first epoch
+    batches: list[np.ndarray] = []
+
+    def run(resume: bool, fingerprint: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+        model = load_classifier(base, seed=1)
+        model.get_input_embeddings().weight.requires_grad_(False)
+        result = run_loop(
+            model, rows, labels, 1, cross_entropy, config, tmp_path, fingerprint, resume=resume, on_batch=batches.append
+        )
+        return result, model.state_dict()
+
+    first, trained = run(resume=False, fingerprint={"data": 1})
+    again, resumed = run(resume=True, fingerprint={"data": 1})
+    assert len(batches) == 2 and (again.steps, again.examples, again.tokens) == (2, 8, first.tokens)
+    assert all(torch.equal(trained[k], resumed[k]) for k in trained)
+    with pytest.raises(TrainingError, match="made by a different run"):
+        run(resume=True, fingerprint={"data": 2})
+
+
+def test_bf16_autocasts_the_training_steps_only(base: Path, tmp_path: Path) -> None:
+    rows, labels = tiny_rows(base)
+    model = load_classifier(base, seed=1)
+    dtypes: list[torch.dtype] = []
+    model.classifier.register_forward_hook(lambda _module, _args, output: dtypes.append(output.dtype))
+    config = LoopConfig(batch_size=12, max_steps=1, precision="bf16")
+    run_loop(model, rows, labels, 1, cross_entropy, config, tmp_path, {})
+    model(**pad_batch(rows[:2], 1))  # the caller's own passes are fp32 unless it autocasts them
+    assert dtypes == [torch.bfloat16, torch.float32]
 
 
 def test_resume_reproduces_an_uninterrupted_run(base: Path, tmp_path: Path, uninterrupted: Any) -> None:
@@ -100,7 +144,7 @@ def test_resume_reproduces_an_uninterrupted_run(base: Path, tmp_path: Path, unin
 
     with pytest.raises(Interrupted):
         train_tiny(base, tmp_path, on_batch=crash_on_fifth)
-    assert (tmp_path / "checkpoints" / "step-000003").is_dir()
+    assert (tmp_path / "checkpoints" / "checkpoint-3").is_dir()
     assert not (tmp_path / "model.json").exists()
     resumed_batches: list[Example] = []
     resumed = train_tiny(base, tmp_path, resume=True, on_batch=resumed_batches.extend)
