@@ -35,19 +35,27 @@ class AlertStore:
         self._keys = RedisKeys(prefix)
 
     def save(self, alert: Alert) -> None:
-        """Store an alert's new state (an acknowledgement survives later updates of the same alert)."""
-        previous = self.get(alert.id)
-        if previous is not None and previous.acknowledged_at is not None and alert.acknowledged_at is None:
-            alert = alert.model_copy(
-                update={"acknowledged_by": previous.acknowledged_by, "acknowledged_at": previous.acknowledged_at}
-            )
-        body = alert.model_dump_json()
-        pipe = self._client.pipeline(transaction=True)
-        pipe.set(self._keys.alert(alert.id), body)
-        pipe.zadd(self._keys.alerts, {alert.id: alert.updated_at.timestamp()})
-        pipe.xadd(self._keys.alert_stream, {"alert": body}, maxlen=STREAM_MAX_LEN, approximate=True)
-        pipe.publish(self._keys.alert_channel, body)  # live dashboards
-        pipe.execute()
+        """Store an alert's new state (an acknowledgement survives later updates of the same alert).
+
+        Compare-and-set (WATCH): an acknowledgement that lands between the read and the write makes
+        redis-py run the function again, so neither writer's change is lost."""
+        key = self._keys.alert(alert.id)
+
+        def write(pipe: redis.client.Pipeline) -> None:
+            raw = pipe.get(key)
+            previous = None if raw is None else Alert.model_validate_json(raw)
+            merged = alert
+            if previous is not None and previous.acknowledged_at is not None and alert.acknowledged_at is None:
+                update = {"acknowledged_by": previous.acknowledged_by, "acknowledged_at": previous.acknowledged_at}
+                merged = alert.model_copy(update=update)
+            body = merged.model_dump_json()
+            pipe.multi()
+            pipe.set(key, body)
+            pipe.zadd(self._keys.alerts, {alert.id: alert.updated_at.timestamp()})
+            pipe.xadd(self._keys.alert_stream, {"alert": body}, maxlen=STREAM_MAX_LEN, approximate=True)
+            pipe.publish(self._keys.alert_channel, body)  # live dashboards
+
+        self._client.transaction(write, key)
 
     def get(self, alert_id: str) -> Alert | None:
         raw = self._client.get(self._keys.alert(alert_id))
@@ -78,13 +86,25 @@ class AlertStore:
         return found[offset : offset + limit]
 
     def acknowledge(self, alert_id: str, by: str, at: datetime | None = None) -> Alert:
-        """Mark an alert as seen by someone; acknowledging twice keeps the first acknowledgement."""
-        alert = self.require(alert_id)
-        if alert.acknowledged_at is not None:
-            return alert
-        acked = alert.model_copy(update={"acknowledged_by": by, "acknowledged_at": at or datetime.now(UTC)})
-        self._client.set(self._keys.alert(alert_id), acked.model_dump_json())
-        return acked
+        """Mark an alert as seen by someone; acknowledging twice keeps the first acknowledgement.
+
+        Compare-and-set, like ``save``: of two concurrent acknowledgements exactly one wins, and an update
+        the alert service writes meanwhile is kept."""
+        key = self._keys.alert(alert_id)
+
+        def write(pipe: redis.client.Pipeline) -> Alert:
+            raw = pipe.get(key)
+            if raw is None:
+                raise AlertNotFoundError(f"no alert with id {alert_id!r}")
+            alert = Alert.model_validate_json(raw)
+            if alert.acknowledged_at is not None:
+                return alert
+            acked = alert.model_copy(update={"acknowledged_by": by, "acknowledged_at": at or datetime.now(UTC)})
+            pipe.multi()
+            pipe.set(key, acked.model_dump_json())
+            return acked
+
+        return cast(Alert, self._client.transaction(write, key, value_from_callable=True))  # type: ignore[arg-type]
 
     def events(self, count: int = 100) -> list[Alert]:
         """The newest ``count`` events of the stream, oldest first."""
