@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         1, ge=1, description="Replicas that must hold a write before it counts (acks=all): 2 in production."
     )
     worker_group: str = Field("yuqing", description="faust application id, hence the consumer group.")
+    author_key: SecretStr = Field(
+        SecretStr(""),
+        description="When set, author ids are replaced by a keyed hash (HMAC-SHA256) before Kafka, at ingest and "
+        "in the worker for posts other producers wrote: nothing downstream stores a real author id.",
+    )
     ingest_timeout_s: float = Field(
         10.0, gt=0, le=120, description="Longest ingest waits on the broker before it answers 503 (a client retries)."
     )

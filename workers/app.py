@@ -67,6 +67,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._author_key = settings.author_key.get_secret_value().encode()
         self.app = faust.App(
             settings.worker_group,
             broker=f"kafka://{settings.broker}",
@@ -135,7 +136,7 @@ class Worker:
     async def _score_batch(self, events: Sequence[Any]) -> None:
         s = self.settings
         started = time.perf_counter()
-        posts, rejections = decode_posts(_values(events), s.text_max_chars)
+        posts, rejections = decode_posts(_values(events), s.text_max_chars, self._author_key)
         prepared, changed = await self.preparer.prepare(posts)
         if changed is not None:
             await self.preparer.apply(changed, self.runtime)

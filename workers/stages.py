@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from pipeline.domain.noise.filter import NoiseFilter, NoiseVerdict
-from pipeline.domain.posts import parse_post, reject
+from pipeline.domain.posts import parse_post, pseudonymise, reject
 from pipeline.domain.subjects.match import match_subjects
 from pipeline.domain.subjects.model import SubjectSet
 from pipeline.domain.text.clean import CleanText, clean
@@ -76,14 +76,15 @@ def assign_subjects(
     return (monitored, True) if monitored else (subjects_of(post), False)
 
 
-def decode_posts(raws: list[bytes], max_chars: int) -> tuple[list[Post], list[Rejection]]:
-    """Re-validate what arrives on posts.raw: producers other than ours may write there."""
+def decode_posts(raws: list[bytes], max_chars: int, author_key: bytes = b"") -> tuple[list[Post], list[Rejection]]:
+    """Re-validate what arrives on posts.raw, and pseudonymise authors with ``author_key`` when set:
+    producers other than ours may write there."""
     posts: list[Post] = []
     rejections: list[Rejection] = []
     for raw in raws:
         result = parse_post(raw, max_chars)
         if isinstance(result, Post):
-            posts.append(result)
+            posts.append(pseudonymise(result, author_key))
         else:
             rejections.append(result.model_copy(update={"stage": "score"}))
     return posts, rejections

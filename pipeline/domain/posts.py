@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections import OrderedDict
@@ -102,6 +104,19 @@ def _parse(raw: bytes | str | dict[str, Any], max_chars: int, now: datetime) -> 
     if post.event_time > now + MAX_FUTURE:
         return reject(source, f"event_time: {post.event_time.isoformat()} is more than a day ahead of now")
     return post
+
+
+# A pseudonymous author id says so, so that a post pseudonymised at ingest is not keyed twice by the worker.
+PSEUDONYM_PREFIX = "h1:"
+
+
+def pseudonymise(post: Post, key: bytes) -> Post:
+    """The post with its author id replaced by a keyed hash (HMAC-SHA256): the same author keeps one
+    pseudonym, so bot detection still works, and without the key nobody can tell who it is."""
+    if not key or post.author_id.startswith(PSEUDONYM_PREFIX):
+        return post
+    digest = hmac.new(key, post.author_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    return post.model_copy(update={"author_id": PSEUDONYM_PREFIX + digest})
 
 
 class RecentIds:

@@ -18,7 +18,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pipeline.domain.posts import RecentIds, parse_post, reject
+from pipeline.domain.posts import RecentIds, parse_post, pseudonymise, reject
 from pipeline.kafka import BrokerError, make_producer
 from pipeline.settings import Settings
 from schemas.records import Post, Rejection
@@ -81,6 +81,7 @@ class Ingestor:
         self.settings = settings
         self.stats = IngestStats()
         self._timeout_s = settings.ingest_timeout_s
+        self._author_key = settings.author_key.get_secret_value().encode()
         self._producer = producer or make_producer(settings)
         self._recent = RecentIds()
         self._lock = threading.Lock()  # guards the stats and the stored ids
@@ -123,6 +124,8 @@ class Ingestor:
         broker_down: str | None = None
         for index, raw in enumerate(records, start):
             result = parse_post(raw, self.settings.text_max_chars)
+            if isinstance(result, Post):
+                result = pseudonymise(result, self._author_key)
             sent = _Sent(index, result)
             if isinstance(result, Post):
                 if self._recent.contains(result.id):

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pipeline.devkit.embedded_services import free_port, tansu_broker
 from pipeline.ingest.http import MAX_BODY_BYTES, make_app
 from pipeline.ingest.producer import Ingestor
-from pipeline.kafka import distinct_keys, ensure_topics
+from pipeline.kafka import distinct_keys, ensure_topics, read_topic
 from pipeline.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -138,3 +138,13 @@ def test_concurrent_requests_each_learn_their_own_fate(settings: Settings) -> No
         assert answer.json()["accepted"] == 20
         assert [r["index"] for r in answer.json()["rejected"]] == ([20] if n % 2 else [])
     assert len(distinct_keys(settings, settings.topic_raw)) == 120
+
+
+def test_with_an_author_key_no_real_author_id_reaches_kafka(settings: Settings) -> None:
+    keyed = settings.model_copy(update={"author_key": type(settings.author_key)("k" * 32)})
+    ensure_topics(keyed)
+    with TestClient(make_app(Ingestor(keyed))) as client:
+        assert client.post("/posts", json={**GOOD, "id": "a1", "author_id": "real-person-7"}).status_code == 200
+    stored = [json.loads(value or b"{}") for _, value in read_topic(keyed, keyed.topic_raw)]
+    assert len(stored) == 1 and stored[0]["author_id"].startswith("h1:")
+    assert "real-person-7" not in json.dumps(stored)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.posts import CONTROL, RecentIds, parse_post
+from pipeline.domain.posts import CONTROL, PSEUDONYM_PREFIX, RecentIds, parse_post, pseudonymise
 from schemas.records import Post, Rejection
 from tests.support.bad_inputs import BAD_INPUTS, good
 
@@ -129,3 +129,15 @@ def test_fuzz_arbitrary_field_values_never_raise_and_accepted_posts_are_bounded(
         assert len(result.hashtags) <= 32 and all(0 < len(tag) <= 64 for tag in result.hashtags)
         assert not CONTROL.search(result.text) and len(result.text) <= 100
         assert result.event_time >= datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def test_pseudonyms_are_keyed_stable_and_never_applied_twice() -> None:
+    post = parse_post(json.dumps(good(author_id="u-42")).encode(), 100)
+    assert isinstance(post, Post)
+    hashed = pseudonymise(post, b"k" * 32)
+    assert hashed.author_id.startswith(PSEUDONYM_PREFIX) and "u-42" not in hashed.author_id
+    assert pseudonymise(post, b"k" * 32).author_id == hashed.author_id  # one author, one pseudonym
+    assert pseudonymise(post, b"other key" * 4).author_id != hashed.author_id
+    assert pseudonymise(hashed, b"k" * 32) == hashed  # the worker leaves an ingest pseudonym alone
+    assert pseudonymise(post, b"") == post  # off unless a key is set
+    assert isinstance(parse_post(hashed.model_dump_json().encode(), 100), Post)  # still a valid id
