@@ -12,6 +12,7 @@ import click
 
 from pipeline.cli.alerts import alerts
 from pipeline.cli.api import api
+from pipeline.cli.erase import erase
 from pipeline.cli.model import model
 from pipeline.cli.subjects import subjects
 from pipeline.errors import YuqingError
@@ -271,6 +272,7 @@ main.add_command(model)
 main.add_command(subjects)
 main.add_command(alerts)
 main.add_command(api)
+main.add_command(erase)
 
 
 def run() -> None:

@@ -110,13 +110,18 @@ def _parse(raw: bytes | str | dict[str, Any], max_chars: int, now: datetime) -> 
 PSEUDONYM_PREFIX = "h1:"
 
 
+def pseudonym(author_id: str, key: bytes) -> str:
+    """A keyed hash (HMAC-SHA256) of an author id: the same author keeps one pseudonym, so bot detection
+    still works, and without the key nobody can tell who it is. An id that is one already stays."""
+    if not key or author_id.startswith(PSEUDONYM_PREFIX):
+        return author_id
+    return PSEUDONYM_PREFIX + hmac.new(key, author_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
 def pseudonymise(post: Post, key: bytes) -> Post:
-    """The post with its author id replaced by a keyed hash (HMAC-SHA256): the same author keeps one
-    pseudonym, so bot detection still works, and without the key nobody can tell who it is."""
-    if not key or post.author_id.startswith(PSEUDONYM_PREFIX):
-        return post
-    digest = hmac.new(key, post.author_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
-    return post.model_copy(update={"author_id": PSEUDONYM_PREFIX + digest})
+    """The post with its author id replaced by its pseudonym (unchanged without a key)."""
+    author = pseudonym(post.author_id, key)
+    return post if author == post.author_id else post.model_copy(update={"author_id": author})
 
 
 class RecentIds:

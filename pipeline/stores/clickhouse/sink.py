@@ -8,11 +8,12 @@ exact whether or not ClickHouse has merged the replayed rows yet.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from pipeline.stores.clickhouse.engines import Engine, Param, ensure_schema, is_data_error, open_engine
+from pipeline.stores.clickhouse.engines import ClickHouseError, Engine, Param, ensure_schema, is_data_error, open_engine
 from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import Aggregate, ScoredPost
 
@@ -142,6 +143,24 @@ class ClickHouseSink(_OnEngine):
 
 class ClickHouseHistory(_OnEngine):
     """The read side of the history store, on the same engine kinds as the sink."""
+
+    def post_ids_of_author(self, author_id: str) -> set[str]:
+        rows = self._select(
+            "SELECT DISTINCT post_id FROM {db}.scored_posts WHERE author_id = {a:String}", {"a": author_id}
+        )
+        return {str(row["post_id"]) for row in rows}
+
+    def erase_author(self, author_id: str, timeout_s: float = 60.0) -> None:
+        """Delete the author's posts (text included); the minute rollups keep only counts and stay.
+
+        A delete is a ClickHouse mutation, applied in the background: wait until none of the rows is left."""
+        literal = "'" + author_id.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        self._engine.execute(f"ALTER TABLE {self._engine.database}.scored_posts DELETE WHERE author_id = {literal}")
+        deadline = time.monotonic() + timeout_s
+        while self.post_ids_of_author(author_id):
+            if time.monotonic() > deadline:
+                raise ClickHouseError(f"the delete of author {author_id!r} is still running after {timeout_s:.0f}s")
+            time.sleep(0.2)
 
     def total_posts(self) -> int:
         """Distinct post ids ever scored."""

@@ -106,6 +106,30 @@ class AlertStore:
 
         return cast(Alert, self._client.transaction(write, key, value_from_callable=True))  # type: ignore[arg-type]
 
+    def forget_evidence(self, post_ids: set[str]) -> int:
+        """Remove these posts from the evidence of every stored alert (compare-and-set); alerts changed."""
+        changed = 0
+        for alert_id in cast(list[str], self._client.zrange(self._keys.alerts, 0, -1)):
+            key = self._keys.alert(alert_id)
+
+            def write(pipe: redis.client.Pipeline, key: str = key) -> bool:
+                raw = pipe.get(key)
+                if raw is None:
+                    return False
+                alert = Alert.model_validate_json(raw)
+                top = alert.evidence.get("top_posts")
+                if not isinstance(top, list) or not any(p.get("post_id") in post_ids for p in top):
+                    return False
+                kept = [p for p in top if p.get("post_id") not in post_ids]
+                pipe.multi()
+                pipe.set(
+                    key, alert.model_copy(update={"evidence": {**alert.evidence, "top_posts": kept}}).model_dump_json()
+                )
+                return True
+
+            changed += bool(self._client.transaction(write, key, value_from_callable=True))  # type: ignore[arg-type]
+        return changed
+
     def events(self, count: int = 100) -> list[Alert]:
         """The newest ``count`` events of the stream, oldest first."""
         entries = cast(list[tuple[str, dict[str, str]]], self._client.xrevrange(self._keys.alert_stream, count=count))

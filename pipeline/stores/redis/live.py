@@ -36,9 +36,9 @@ def evidence_member(scored: ScoredPost) -> str:
     """A negative post as alert evidence: a compact JSON member of the subject-minute's sorted set."""
     post = scored.post
     item = {
+        # No author id: evidence travels on to alerts and webhooks, and needs none to show opinion.
         "post_id": post.id,
         "platform": post.platform,
-        "author_id": post.author_id,
         "text": post.text[:EVIDENCE_TEXT_CHARS],
         "event_time": post.event_time.isoformat(),
         "engagement": engagement_of(scored),
@@ -165,6 +165,16 @@ class RedisLive:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self._client = client or connect(settings)
         self._keys = RedisKeys(settings.redis_prefix)
+
+    def forget_evidence(self, post_ids: set[str]) -> int:
+        """Remove these posts from every subject-minute's evidence; the number of entries removed."""
+        removed = 0
+        for key in self._client.scan_iter(match=f"{self._keys.negative_posts_prefix}*", count=1000):
+            members = cast(list[str], self._client.zrange(key, 0, -1))
+            doomed = [m for m in members if json.loads(m).get("post_id") in post_ids]
+            if doomed:
+                removed += int(self._client.zrem(key, *doomed))
+        return removed
 
     @staticmethod
     def window_minutes(minutes: int, now: datetime | None = None) -> list[datetime]:
