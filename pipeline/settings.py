@@ -118,6 +118,16 @@ class Settings(BaseSettings):
         description="API tokens as comma-separated token:scope pairs, scope read or admin. Empty: anyone may "
         "read without a token and nobody may change anything (the local demo).",
     )
+    api_anonymous_read: bool = Field(
+        False,
+        description="Let anyone read without a token when the API listens beyond loopback (with no tokens "
+        "configured it refuses to, unless this is set).",
+    )
+    ingest_tokens: SecretStr = Field(
+        SecretStr(""),
+        description="Tokens (comma separated, 16+ characters) that may POST /posts: `Authorization: Bearer`. "
+        "Required when ingest listens beyond loopback.",
+    )
     api_cors_origins: str = Field("", description="Origins allowed cross-site (CORS), comma separated; empty: none.")
     dashboard_url: str = Field("http://127.0.0.1:8300", description="Public base URL of the dashboard (alert links).")
 

@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from pipeline.api import routes_alerts, routes_history, routes_live, routes_subjects, sse
 from pipeline.api.auth import Caller, ReadAccess, Scope, TokenTable
 from pipeline.api.errors import install_handlers
+from pipeline.api.guard import WriteGuard
 from pipeline.api.models import ERROR_RESPONSES, CallerInfo, Health
 from pipeline.api.params import strict_query
 from pipeline.api.state import ApiState
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, heartbeat_s: float = 15.0, dashboard_dir: 
     install_handlers(app)
     _add_cors(app, settings.api_cors_origins)
     _add_security_headers(app)
+    app.add_middleware(WriteGuard, tokens=tokens, router=app.router)
 
     strict = [Depends(strict_query)]
     for module in (routes_live, routes_history, routes_alerts, routes_subjects, sse):

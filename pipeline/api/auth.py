@@ -22,7 +22,7 @@ from pipeline.api import ApiError
 from pipeline.api.errors import ApiProblem
 
 # Printable, header-safe characters only; longer tokens than this are refused before comparing.
-_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 MIN_TOKEN_CHARS = 16
 
 
@@ -56,7 +56,7 @@ class TokenTable:
             # Never put the token itself into the message: it would end up in logs.
             if not sep or scope not in ("read", "admin"):
                 raise ApiError(f"YUQING_API_TOKENS entry {index + 1}: expected token:read or token:admin")
-            if not _TOKEN.match(token):
+            if not TOKEN_PATTERN.match(token):
                 raise ApiError(
                     f"YUQING_API_TOKENS entry {index + 1}: a token is {MIN_TOKEN_CHARS}-256 characters "
                     "of A-Z a-z 0-9 . _ ~ + / = -"
@@ -94,7 +94,11 @@ def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials
         if table.open:
             return Caller(Scope.READ, anonymous=True)
         raise _unauthorized("missing token: send Authorization: Bearer <token>")
-    if credentials is None or credentials.scheme.lower() != "bearer" or not _TOKEN.match(credentials.credentials):
+    if (
+        credentials is None
+        or credentials.scheme.lower() != "bearer"
+        or not TOKEN_PATTERN.match(credentials.credentials)
+    ):
         raise _unauthorized("malformed Authorization header: expected Bearer and a token of 16-256 characters")
     scope = table.scope_of(credentials.credentials)
     if scope is None:

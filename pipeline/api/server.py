@@ -24,6 +24,7 @@ import uvicorn
 
 from pipeline.api import ApiError
 from pipeline.api.app import create_app
+from pipeline.domain.access import is_loopback
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,17 @@ class ApiServer:
         heartbeat_s: float = 15.0,
         log_level: str = "warning",
     ) -> None:
-        self.app = create_app(settings, heartbeat_s=heartbeat_s)
         self.host = host if host is not None else settings.api_host
+        if (
+            not is_loopback(self.host)
+            and not settings.api_tokens.get_secret_value()
+            and not settings.api_anonymous_read
+        ):
+            raise ApiError(
+                f"refusing to serve the API on {self.host} without tokens: set YUQING_API_TOKENS, or "
+                "YUQING_API_ANONYMOUS_READ=true to let anyone who can reach it read"
+            )
+        self.app = create_app(settings, heartbeat_s=heartbeat_s)
         config = uvicorn.Config(
             self.app,
             host=self.host,

@@ -13,6 +13,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from pipeline.domain.access import is_loopback, parse_tokens, token_allowed
+from pipeline.errors import YuqingError
 from pipeline.ingest.producer import Ingestor
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -53,6 +55,13 @@ RETRY_AFTER_S = 5
 @router.post("/posts")
 async def post_posts(request: Request) -> JSONResponse:
     ingestor = _ingestor(request)
+    tokens: tuple[bytes, ...] = request.app.state.tokens
+    if tokens and not token_allowed(request.headers.get("authorization"), tokens):  # judged before the body
+        return JSONResponse(
+            {"error": "send Authorization: Bearer <ingest token>"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="yuqing-ingest"'},
+        )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     records = split_body(await read_capped(request), content_type)
     # Validation and the wait for the broker run in a thread: the event loop keeps serving /health.
@@ -78,9 +87,16 @@ async def health(request: Request) -> dict[str, Any]:
 def make_app(ingestor: Ingestor) -> FastAPI:
     app = FastAPI(title="yuqing ingest", docs_url=None, redoc_url=None)
     app.state.ingestor = ingestor
+    app.state.tokens = parse_tokens(ingestor.settings.ingest_tokens.get_secret_value())
     app.include_router(router)
     return app
 
 
+class IngestAccessError(YuqingError):
+    """Ingest would listen where anyone could write, without tokens."""
+
+
 def serve(ingestor: Ingestor, host: str, port: int) -> None:
+    if not is_loopback(host) and not parse_tokens(ingestor.settings.ingest_tokens.get_secret_value()):
+        raise IngestAccessError(f"refusing to take posts on {host} without tokens: set YUQING_INGEST_TOKENS")
     uvicorn.run(make_app(ingestor), host=host, port=port, log_level="warning")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from pipeline.api import ApiError
 from pipeline.api.auth import Scope, TokenTable
+from pipeline.api.server import ApiServer
+from pipeline.settings import Settings
 from tests.support.api import ADMIN_TOKEN, READ_TOKEN, TOKENS, ServeFactory, assert_problem, bearer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -107,3 +111,33 @@ def test_cors_is_off_unless_configured(serve: ServeFactory) -> None:
     assert answer.status_code == 200 and "authorization" in answer.headers["access-control-allow-headers"].lower()
     stranger = allowed.client.get("/api/v1/aggregates", headers={"Origin": "http://evil.test"})
     assert "access-control-allow-origin" not in stranger.headers
+
+
+def test_writes_are_judged_before_their_body_is_read(serve: ServeFactory) -> None:
+    api = serve(tokens=TOKENS)
+    big = b'{"name": "' + b"x" * (1 << 20) + b'"}'
+    # No token, a read token, an unknown token: refused on the headers, whatever the body.
+    assert_problem(api.client.post("/api/v1/subjects", content=big), 401, "missing token")
+    assert_problem(api.client.post("/api/v1/subjects", content=big, headers=bearer(READ_TOKEN)), 403, "admin")
+    assert_problem(api.client.post("/api/v1/subjects", content=big, headers=bearer("u" * 20)), 401, "unknown token")
+    # An admin's oversized body: 413 before any parsing.
+    assert_problem(api.client.post("/api/v1/subjects", content=big, headers=bearer(ADMIN_TOKEN)), 413, "over")
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap applies while the body streams in
+        yield b'{"name": "'
+        for _ in range(4):
+            yield b"y" * (32 * 1024)
+        yield b'"}'
+
+    streamed = api.client.post("/api/v1/subjects", content=chunks(), headers=bearer(ADMIN_TOKEN))
+    assert_problem(streamed, 413, "over")
+    # Routing still answers for what is not a write route.
+    assert api.client.post("/api/v1/aggregates", headers=bearer(ADMIN_TOKEN)).status_code == 405
+
+
+def test_the_api_refuses_to_listen_beyond_loopback_without_tokens(api_settings: Settings) -> None:
+    with pytest.raises(ApiError, match="YUQING_API_TOKENS"):
+        ApiServer(api_settings, "0.0.0.0", 0)
+    # Either a token table or an explicit choice of anonymous reading lets it listen there.
+    ApiServer(api_settings.model_copy(update={"api_anonymous_read": True}), "0.0.0.0", 0)
+    ApiServer(api_settings.model_copy(update={"api_tokens": type(api_settings.api_tokens)(TOKENS)}), "0.0.0.0", 0)

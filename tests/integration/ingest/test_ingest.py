@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pipeline.devkit.embedded_services import free_port, tansu_broker
-from pipeline.ingest.http import MAX_BODY_BYTES, make_app
+from pipeline.ingest.http import MAX_BODY_BYTES, IngestAccessError, make_app, serve
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import distinct_keys, ensure_topics, read_topic
 from pipeline.settings import Settings
@@ -148,3 +148,17 @@ def test_with_an_author_key_no_real_author_id_reaches_kafka(settings: Settings) 
     stored = [json.loads(value or b"{}") for _, value in read_topic(keyed, keyed.topic_raw)]
     assert len(stored) == 1 and stored[0]["author_id"].startswith("h1:")
     assert "real-person-7" not in json.dumps(stored)
+
+
+def test_ingest_beyond_loopback_needs_tokens_and_judges_them_before_the_body(settings: Settings) -> None:
+    ensure_topics(settings)
+    with pytest.raises(IngestAccessError, match="YUQING_INGEST_TOKENS"):
+        serve(Ingestor(settings), "0.0.0.0", 0)
+    token = "ingest-token-0123456789"
+    guarded = settings.model_copy(update={"ingest_tokens": type(settings.ingest_tokens)(token)})
+    with TestClient(make_app(Ingestor(guarded))) as client:
+        refused = client.post("/posts", content=b"x" * (MAX_BODY_BYTES + 1))
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+        stored = client.post("/posts", json={**GOOD, "id": "t1"}, headers={"Authorization": f"Bearer {token}"})
+        assert stored.status_code == 200
+    assert distinct_keys(guarded, guarded.topic_raw) == {b"t1"}
