@@ -3,21 +3,26 @@
 Events: ``hello`` once subscribed, ``live`` after each flush of the Redis sink (``{"counted": n,
 "minutes": [...]}``), ``alert`` with an alert's JSON each time one is opened, updated or resolved,
 and ``heartbeat`` every ``heartbeat_s`` so proxies keep the connection and clients notice a dead one.
-Each stream holds its own pub/sub connection; their number is capped.
+Each stream holds its own pub/sub connection; their number is capped in total and per caller (a token,
+or an address where no tokens are configured), reserved before the answer starts so a burst of
+requests cannot slip past the count.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from pipeline.api.auth import ReadAccess
 from pipeline.api.errors import ApiProblem
@@ -26,30 +31,44 @@ from pipeline.api.state import ApiState
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 MAX_STREAMS = 64
+MAX_STREAMS_PER_CALLER = 8
 POLL_S = 1.0  # how often a quiet stream checks whether the server is stopping
 
 
 class StreamLimiter:
-    """Counts open streams (handlers run on one loop, the lock is for the thread that stops us)."""
+    """Open streams, in total and per caller. The lock makes check-and-count one step: handlers run on the
+    event loop, the server's stop comes from another thread."""
 
-    def __init__(self, limit: int, heartbeat_s: float) -> None:
-        self.limit = limit
+    def __init__(self, limit: int, heartbeat_s: float, per_caller: int = MAX_STREAMS_PER_CALLER) -> None:
+        self.limit, self.per_caller = limit, per_caller
         self.heartbeat_s = heartbeat_s
-        self.open = 0
+        self.open: Counter[str] = Counter()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
 
-    @property
-    def full(self) -> bool:
-        return self.open >= self.limit
-
-    def enter(self) -> None:
+    def reserve(self, caller: str) -> Callable[[], None] | None:
+        """A slot for ``caller``, as the function that frees it (safe to call twice), or None when full."""
         with self._lock:
-            self.open += 1
+            if self.open.total() >= self.limit or self.open[caller] >= self.per_caller:
+                return None
+            self.open[caller] += 1
+        freed = threading.Event()
 
-    def leave(self) -> None:
-        with self._lock:
-            self.open -= 1
+        def free() -> None:
+            with self._lock:
+                if not freed.is_set():
+                    freed.set()
+                    self.open[caller] -= 1
+
+        return free
+
+
+def caller_key(request: Request) -> str:
+    """Whom a stream counts against: a digest of the presented token, else the client's address."""
+    header = request.headers.get("authorization", "")
+    if header:
+        return "token:" + hashlib.sha256(header.encode()).hexdigest()[:16]
+    return f"address:{request.client.host if request.client else '?'}"
 
 
 def _event(name: str, data: str) -> bytes:
@@ -57,10 +76,9 @@ def _event(name: str, data: str) -> bytes:
     return f"event: {name}\n{lines}\n".encode()
 
 
-async def _events(state: ApiState, limiter: StreamLimiter) -> AsyncIterator[bytes]:
+async def _events(state: ApiState, limiter: StreamLimiter, free: Callable[[], None]) -> AsyncIterator[bytes]:
     client = aioredis.Redis.from_url(state.settings.redis_url.get_secret_value(), decode_responses=True)
     pubsub = client.pubsub()
-    limiter.enter()  # counted here, not in the handler, so the finally below always balances it
     channels = {state.keys.live_channel: "live", state.keys.alert_channel: "alert"}
     try:
         await pubsub.subscribe(*channels)
@@ -76,7 +94,7 @@ async def _events(state: ApiState, limiter: StreamLimiter) -> AsyncIterator[byte
                 yield _event("heartbeat", json.dumps({"at": datetime.now(UTC).isoformat()}))
                 next_beat = loop.time() + limiter.heartbeat_s
     finally:
-        limiter.leave()
+        free()
         try:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
@@ -94,7 +112,15 @@ async def stream(request: Request, _who: ReadAccess) -> StreamingResponse:
     """Send the token in the Authorization header (read it with fetch, not EventSource)."""
     state: ApiState = request.app.state.api
     limiter: StreamLimiter = request.app.state.streams
-    if limiter.full:
-        raise ApiProblem(503, f"too many live streams open ({limiter.limit}); try again later")
+    free = limiter.reserve(caller_key(request))
+    if free is None:
+        raise ApiProblem(
+            503,
+            f"too many live streams open (at most {limiter.per_caller} per caller, {limiter.limit} in all); "
+            "try again later",
+        )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_events(state, limiter), media_type="text/event-stream", headers=headers)
+    # Freed by the stream's end, or by the background task where the stream never started (a client gone).
+    return StreamingResponse(
+        _events(state, limiter, free), media_type="text/event-stream", headers=headers, background=BackgroundTask(free)
+    )

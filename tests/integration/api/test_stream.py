@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -14,8 +15,19 @@ from click.testing import CliRunner
 
 from pipeline.api import ApiError
 from pipeline.api.server import ApiServer
+from pipeline.api.sse import MAX_STREAMS_PER_CALLER
 from pipeline.cli.main import main
-from tests.support.api import READ_TOKEN, TOKENS, Served, ServeFactory, assert_problem, bearer, make_alert, save_alert
+from tests.support.api import (
+    ADMIN_TOKEN,
+    READ_TOKEN,
+    TOKENS,
+    Served,
+    ServeFactory,
+    assert_problem,
+    bearer,
+    make_alert,
+    save_alert,
+)
 from tests.support.records import scored, write_live
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -101,3 +113,20 @@ def test_server_reports_its_url_and_health(api: Served) -> None:
 def test_cli_has_the_api_command() -> None:
     result = CliRunner().invoke(main, ["api", "--help"])
     assert result.exit_code == 0 and "--port" in result.output and "YUQING_API_TOKENS" in result.output
+
+
+def test_one_caller_cannot_hold_every_stream(serve: ServeFactory) -> None:
+    api = serve(tokens=TOKENS)
+    with contextlib.ExitStack() as held:
+        readers = []  # kept: a reader dropped half-way closes its response, and its stream with it
+        for _ in range(MAX_STREAMS_PER_CALLER):
+            response = held.enter_context(api.client.stream("GET", "/api/v1/stream", headers=bearer(READ_TOKEN)))
+            assert response.status_code == 200
+            readers.append(events(response))
+            next_event(readers[-1], "hello")
+        assert_problem(api.client.get("/api/v1/stream", headers=bearer(READ_TOKEN)), 503, "per caller")
+        with api.client.stream("GET", "/api/v1/stream", headers=bearer(ADMIN_TOKEN)) as other:
+            assert other.status_code == 200  # another caller still gets one
+    # Closed streams give their slots back.
+    with api.client.stream("GET", "/api/v1/stream", headers=bearer(READ_TOKEN)) as again:
+        assert again.status_code == 200
