@@ -26,7 +26,7 @@ from pipeline.api.params import strict_query
 from pipeline.api.state import ApiState
 from pipeline.settings import Settings
 
-DASHBOARD_DIST = Path(__file__).resolve().parent.parent / "dashboard" / "dist"
+DASHBOARD_DIST = Path(__file__).resolve().parent / "dashboard" / "dist"
 API_PREFIX = "/api/v1"
 # The dashboard loads nothing from anywhere else; uPlot sets element styles from script.
 CSP = (
