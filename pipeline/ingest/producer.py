@@ -8,6 +8,7 @@ stored only then, so a client that retries after a broker failure gets its posts
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter, deque
@@ -106,7 +107,11 @@ class Ingestor:
     def flush(self, timeout_s: float | None = None) -> IngestStats:
         """Wait for every submitted record; raise BrokerError naming the ones the broker did not store."""
         pending, self._pending = list(self._pending), deque()
-        delivery = self._settle(pending, time.monotonic() + (timeout_s or self._timeout_s))
+        # A long file can outlast one ingest timeout in the send queue: wait for the queue first (each record
+        # is still bounded by the producer's delivery timeout), then read the answers, all in by then.
+        with contextlib.suppress(KafkaError):  # what is still unanswered is reported as failed just below
+            self._producer.flush(timeout=timeout_s)
+        delivery = self._settle(pending, time.monotonic() + self._timeout_s)
         failed = self._reaped.failed + delivery.failed
         self._pending_ids.clear()
         self._reaped = Delivery()
@@ -128,7 +133,9 @@ class Ingestor:
                 result = pseudonymise(result, self._author_key)
             sent = _Sent(index, result)
             if isinstance(result, Post):
-                if self._recent.contains(result.id):
+                with self._lock:
+                    stored = self._recent.contains(result.id)
+                if stored:
                     sent.duplicate = True
                     batch.append(sent)
                     continue
