@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.routing import Match, Router
+from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.api.auth import TOKEN_PATTERN, TokenTable
@@ -27,7 +27,8 @@ class WriteGuard:
     def _is_write(self, scope: Scope) -> bool:
         if scope["type"] != "http" or scope["method"] not in WRITES:
             return False
-        return any(route.matches(scope)[0] == Match.FULL for route in self.router.routes)
+        # Not the dashboard's static mount at /: it matches every path and method.
+        return any(not isinstance(r, Mount) and r.matches(scope)[0] == Match.FULL for r in self.router.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._is_write(scope):
