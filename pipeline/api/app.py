@@ -8,6 +8,7 @@ dashboard built into ``pipeline/api/dashboard/dist`` (``make dashboard``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -72,9 +73,10 @@ def create_app(settings: Settings, *, heartbeat_s: float = 15.0, dashboard_dir: 
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict, responses=ERROR_RESPONSES)
 
     @app.get("/healthz", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
-    def healthz() -> JSONResponse:
+    async def healthz() -> JSONResponse:
+        # Off the request thread pool, which slow history queries may fill: liveness must not wait on them.
         try:
-            redis_ok = bool(state.client.ping())
+            redis_ok = bool(await asyncio.to_thread(state.client.ping))
         except Exception:  # any failure to reach Redis means unhealthy, whatever its type
             redis_ok = False
         body = Health(status="ok" if redis_ok else "unhealthy", redis=redis_ok)

@@ -26,6 +26,11 @@ from pipeline.stores.redis.subjects import SubjectStore
 
 T = TypeVar("T")
 KNOWN_SUBJECTS_TTL_S = 2.0  # how long the monitored names are cached between store reads
+# History queries run one at a time (a chDB session is not known to be thread-safe); this many callers
+# may run or wait for one, each at most HISTORY_WAIT_S. The rest are told 503 at once, so a slow or
+# stalled ClickHouse never takes every server thread, and /healthz and live reads keep answering.
+HISTORY_CALLERS = 4
+HISTORY_WAIT_S = 10.0
 
 
 class ApiState:
@@ -38,14 +43,24 @@ class ApiState:
         self.subjects = SubjectStore(self.client, settings.redis_prefix)
         self._history: ClickHouseHistory | None = None
         self._history_lock = threading.Lock()
+        self._history_callers = threading.BoundedSemaphore(HISTORY_CALLERS)
         self._monitored: tuple[float, frozenset[str]] = (float("-inf"), frozenset())
 
     def history(self, query: Callable[[ClickHouseHistory], T]) -> T:
         """Run ``query`` on the ClickHouse reader, opened on first use, one query at a time."""
-        with self._history_lock:
-            if self._history is None:
-                self._history = ClickHouseHistory.from_url(self.settings.clickhouse_url.get_secret_value())
-            return query(self._history)
+        if not self._history_callers.acquire(blocking=False):
+            raise ApiProblem(503, "the history store is busy: try again shortly", headers={"Retry-After": "5"})
+        try:
+            if not self._history_lock.acquire(timeout=HISTORY_WAIT_S):
+                raise ApiProblem(503, "the history store is slow to answer: try again shortly")
+            try:
+                if self._history is None:
+                    self._history = ClickHouseHistory.from_url(self.settings.clickhouse_url.get_secret_value())
+                return query(self._history)
+            finally:
+                self._history_lock.release()
+        finally:
+            self._history_callers.release()
 
     def monitored_names(self) -> frozenset[str]:
         checked_at, names = self._monitored

@@ -1,4 +1,5 @@
-"""A loopback TCP proxy whose link can be cut and restored: a real outage, without stopping the service."""
+"""A loopback TCP proxy whose link can be cut and restored, or stalled: a real outage or a server that stops
+answering, without touching the service."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         self._up = threading.Event()
         self._up.set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -44,6 +47,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while chunk := source.recv(65536):
+                self._flowing.wait()
                 target.sendall(chunk)
         except OSError:
             pass
@@ -64,9 +68,17 @@ class TcpProxy:
     def restore(self) -> None:
         self._up.set()
 
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing: a server that hangs on each request."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
     def __enter__(self) -> TcpProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cut()
+        self.flow()  # the pumps waiting to forward wake, find their sockets closed and end
         self._listener.close()

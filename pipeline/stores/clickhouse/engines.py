@@ -118,6 +118,7 @@ def to_driver_placeholders(sql: str) -> str:
     return _PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+MAX_READ_S = 30
 _DRIVER_TIMEOUTS = {"connect_timeout": "5", "send_receive_timeout": "60", "sync_request_timeout": "5"}
 
 
@@ -148,10 +149,12 @@ class DriverEngine:
         self._run(f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES", list(rows))
 
     def select(self, sql: str, params: Mapping[str, Param] | None = None) -> list[dict[str, Any]]:
+        # The server gives up on a read after this long: a heavy query cannot hold the reader for ever.
+        limit = {"max_execution_time": MAX_READ_S}
         if params:
-            data, types = self._run(to_driver_placeholders(sql), dict(params), with_column_types=True)
+            data, types = self._run(to_driver_placeholders(sql), dict(params), with_column_types=True, settings=limit)
         else:
-            data, types = self._run(sql, None, with_column_types=True)
+            data, types = self._run(sql, None, with_column_types=True, settings=limit)
         names = [name for name, _ in types]
         return [dict(zip(names, row, strict=True)) for row in data]
 
