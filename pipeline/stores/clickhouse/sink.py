@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from pipeline.stores.clickhouse.engines import ClickHouseError, Engine, Param, ensure_schema, is_data_error, open_engine
+from pipeline.stores.clickhouse.engines import (
+    ClickHouseError,
+    Engine,
+    Param,
+    ensure_schema,
+    is_data_error,
+    open_engine,
+    quote,
+)
 from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import Aggregate, ScoredPost
 
@@ -26,6 +34,7 @@ COLUMNS: tuple[str, ...] = (
     "noise_reasons", "sentiment", "p_negative", "p_neutral", "p_positive", "model_id",
     "model_version", "scored_at", "processing_ms",
 )  # fmt: skip
+POST_ID, MINUTE = COLUMNS.index("post_id"), COLUMNS.index("minute")
 
 _UINT32_MAX = 2**32 - 1
 
@@ -131,7 +140,10 @@ class ClickHouseSink(_OnEngine):
             if not self._schema_ready:
                 ensure_schema(self._engine)
                 self._schema_ready = True
-            self._engine.insert("scored_posts", COLUMNS, self._rows)
+            stored = self._stored_ids(self._rows)
+            fresh = [row for row in self._rows if row[POST_ID] not in stored]
+            if fresh:
+                self._engine.insert("scored_posts", COLUMNS, fresh)
         except Exception as exc:  # whatever the engine raised, the buffer survives it for the retry
             error = SinkRefused if is_data_error(exc) else SinkError
             raise error(f"clickhouse flush of {len(self._rows)} rows failed: {exc}") from exc
@@ -139,6 +151,16 @@ class ClickHouseSink(_OnEngine):
 
     def discard(self) -> None:
         self._rows = []
+
+    def _stored_ids(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """Which of these posts a flush already wrote. The first verdict on a post stays, as in Redis (its
+        seen marker): a replay re-scored by another worker may judge its noise differently, and the
+        deduplicated rollups, fed at insert, would count both. The minutes keep the read on the key."""
+        minutes = ", ".join(sorted({f"toDateTime('{row[MINUTE]:%Y-%m-%d %H:%M:%S}', 'UTC')" for row in rows}))
+        ids = ", ".join(sorted({quote(row[POST_ID]) for row in rows}))
+        table = f"{self._engine.database}.scored_posts"
+        sql = f"SELECT DISTINCT post_id FROM {table} WHERE minute IN ({minutes}) AND post_id IN ({ids})"
+        return {str(row["post_id"]) for row in self._engine.select(sql)}
 
 
 class ClickHouseHistory(_OnEngine):
@@ -154,8 +176,9 @@ class ClickHouseHistory(_OnEngine):
         """Delete the author's posts (text included); the minute rollups keep only counts and stay.
 
         A delete is a ClickHouse mutation, applied in the background: wait until none of the rows is left."""
-        literal = "'" + author_id.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        self._engine.execute(f"ALTER TABLE {self._engine.database}.scored_posts DELETE WHERE author_id = {literal}")
+        self._engine.execute(
+            f"ALTER TABLE {self._engine.database}.scored_posts DELETE WHERE author_id = {quote(author_id)}"
+        )
         deadline = time.monotonic() + timeout_s
         while self.post_ids_of_author(author_id):
             if time.monotonic() > deadline:

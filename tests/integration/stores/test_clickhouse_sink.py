@@ -12,6 +12,7 @@ from pipeline.stores.clickhouse.engines import ensure_schema, open_engine
 from pipeline.stores.clickhouse.sink import ClickHouseHistory, ClickHouseSink
 from pipeline.stores.sink import SinkError, count_buckets
 from schemas.records import SENTIMENTS, Aggregate, Engagement, Post, ScoredPost, SentimentProbabilities
+from tests.support.records import scored as support_scored
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -261,3 +262,18 @@ def test_posts_behind_a_number_page_and_filter(clickhouse_url: str) -> None:
         assert {row["post_id"] for row in negative} == {i for i in expected if any(
             p.post.id == i and ODD_SUBJECT in p.subjects for p in posts)}  # fmt: skip
         assert history.posts(START, subject="nobody") == []
+
+
+def test_a_replay_judged_otherwise_keeps_the_first_verdict(clickhouse_url: str) -> None:
+    """Another worker may re-score a replayed post with another noise verdict; as in Redis, the first stays."""
+    first = support_scored("r1", "negative", ("乳业",), duplicate=True)
+    replay = first.model_copy(update={"duplicate": False, "scored_at": first.scored_at + timedelta(seconds=5)})
+    with ClickHouseSink.from_url(clickhouse_url) as sink:
+        sink.add([first])
+        sink.flush()
+        sink.add([replay, support_scored("r2", "negative", ("乳业",))])
+        sink.flush()
+    with ClickHouseHistory.from_url(clickhouse_url) as history:
+        assert history.total_posts() == 2
+        assert history.subject_sentiment_counts() == {("乳业", "negative"): 2}
+        assert history.subject_sentiment_counts(deduplicated=True) == {("乳业", "negative"): 1}  # r2 alone
