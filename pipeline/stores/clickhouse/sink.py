@@ -140,8 +140,12 @@ class ClickHouseSink(_OnEngine):
             if not self._schema_ready:
                 ensure_schema(self._engine)
                 self._schema_ready = True
-            stored = self._stored_ids(self._rows)
-            fresh = [row for row in self._rows if row[POST_ID] not in stored]
+            seen = self._stored_ids(self._rows)
+            fresh = []
+            for row in self._rows:  # the first of a post in this batch too, as the Redis script counts it
+                if row[POST_ID] not in seen:
+                    seen.add(row[POST_ID])
+                    fresh.append(row)
             if fresh:
                 self._engine.insert("scored_posts", COLUMNS, fresh)
         except Exception as exc:  # whatever the engine raised, the buffer survives it for the retry

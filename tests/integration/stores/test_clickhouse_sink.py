@@ -273,7 +273,10 @@ def test_a_replay_judged_otherwise_keeps_the_first_verdict(clickhouse_url: str) 
         sink.flush()
         sink.add([replay, support_scored("r2", "negative", ("乳业",))])
         sink.flush()
+        twice = support_scored("r3", "negative", ("乳业",), duplicate=True)  # both in one batch: the first stays
+        sink.add([twice, twice.model_copy(update={"duplicate": False})])
+        sink.flush()
     with ClickHouseHistory.from_url(clickhouse_url) as history:
-        assert history.total_posts() == 2
-        assert history.subject_sentiment_counts() == {("乳业", "negative"): 2}
+        assert history.total_posts() == 3
+        assert history.subject_sentiment_counts() == {("乳业", "negative"): 3}
         assert history.subject_sentiment_counts(deduplicated=True) == {("乳业", "negative"): 1}  # r2 alone
