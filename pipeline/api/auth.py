@@ -86,31 +86,23 @@ def _unauthorized(reason: str) -> ApiProblem:
     return ApiProblem(401, reason, headers={"WWW-Authenticate": 'Bearer realm="yuqing"'})
 
 
-def caller(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-    """Who is calling, from the Authorization header; 401 when it is missing, malformed or unknown."""
-    table: TokenTable = request.app.state.tokens
-    header = request.headers.get("authorization")
+def identify(header: str | None, table: TokenTable) -> Caller:
+    """Who is calling, from the Authorization header; ApiProblem 401 when it is missing, malformed or unknown."""
     if header is None:
         if table.open:
             return Caller(Scope.READ, anonymous=True)
         raise _unauthorized("missing token: send Authorization: Bearer <token>")
-    if (
-        credentials is None
-        or credentials.scheme.lower() != "bearer"
-        or not TOKEN_PATTERN.match(credentials.credentials)
-    ):
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not TOKEN_PATTERN.match(token.strip()):
         raise _unauthorized("malformed Authorization header: expected Bearer and a token of 16-256 characters")
-    scope = table.scope_of(credentials.credentials)
+    scope = table.scope_of(token.strip())
     if scope is None:
         raise _unauthorized("unknown token")
     return Caller(scope, anonymous=False)
 
 
-def require_read(who: Annotated[Caller, Depends(caller)]) -> Caller:
-    return who
-
-
-def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+def admit_admin(who: Caller) -> Caller:
+    """``who``, if it may change things; ApiProblem 403 otherwise."""
     if who.scope < Scope.ADMIN:
         reason = (
             "this needs an admin token; no tokens are configured (YUQING_API_TOKENS), so the API is read-only"
@@ -119,6 +111,19 @@ def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
         )
         raise ApiProblem(403, reason)
     return who
+
+
+def caller(request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+    """The caller of a request (``_credentials`` declares the bearer scheme in the OpenAPI description)."""
+    return identify(request.headers.get("authorization"), request.app.state.tokens)
+
+
+def require_read(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    return who
+
+
+def require_admin(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    return admit_admin(who)
 
 
 ReadAccess = Annotated[Caller, Depends(require_read)]

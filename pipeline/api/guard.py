@@ -10,8 +10,8 @@ from typing import Any
 from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.api.auth import TOKEN_PATTERN, TokenTable
-from pipeline.api.auth import Scope as Access
+from pipeline.api.auth import TokenTable, admit_admin, identify
+from pipeline.api.errors import ApiProblem
 
 # The largest write the API takes (a subject definition is a few KB).
 MAX_BODY_BYTES = 64 * 1024
@@ -60,24 +60,11 @@ class WriteGuard:
         await self.app(scope, capped, unless_refused)
 
     def _refusal(self, headers: dict[str, str]) -> tuple[int, str, dict[str, str]] | None:
-        challenge = {"www-authenticate": 'Bearer realm="yuqing"'}
-        header = headers.get("authorization")
-        scheme, _, token = (header or "").partition(" ")
-        if self.tokens.open and header is None:
-            return (
-                403,
-                "this needs an admin token; no tokens are configured (YUQING_API_TOKENS), so the API is read-only",
-                {},
-            )
-        if header is None:
-            return 401, "missing token: send Authorization: Bearer <token>", challenge
-        if scheme.lower() != "bearer" or not TOKEN_PATTERN.match(token.strip()):
-            return 401, "malformed Authorization header: expected Bearer and a token of 16-256 characters", challenge
-        access = self.tokens.scope_of(token.strip())
-        if access is None:
-            return 401, "unknown token", challenge
-        if access < Access.ADMIN:
-            return 403, "this needs a token with the admin scope", {}
+        """The answer for a write that may not proceed, judged by the same rules as the routes' own checks."""
+        try:
+            admit_admin(identify(headers.get("authorization"), self.tokens))
+        except ApiProblem as problem:
+            return problem.status, problem.reason, problem.headers
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             return 413, f"request body over {self.max_body} bytes", {}
@@ -86,7 +73,7 @@ class WriteGuard:
 
 async def _answer(send: Send, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"error": reason}).encode()
-    extra: list[Any] = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    extra: list[Any] = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send(
         {
             "type": "http.response.start",
