@@ -1,15 +1,20 @@
 """The worker's detection timer: runs ``AlertService`` on the group's leader and delivers what it finds.
 
-Delivery channels, in order: Redis (the alert's state, the alert stream and pub/sub, written by the
-service itself), the Kafka topic ``alerts`` (keyed by subject, so one subject's events stay in
-order), and webhooks (queued; never awaited here). A failing tick (Redis unreachable) is logged and
-retried on the next one: detection state lives in memory and survives it.
+Delivery channels: Redis (the alert's state, the alert stream and pub/sub, written by the service
+itself in one transaction), then, through the stream as an outbox, the Kafka topic ``alerts`` (keyed
+by subject, so one subject's events stay in order) and each webhook URL (queued; never awaited
+here). An event is confirmed to the outbox only once its channel settled it, so a leader that dies
+or fails to send leaves it pending for the next tick or the next leader. A failing tick (Redis
+unreachable) is logged and retried on the next one: detection state lives in memory and survives it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +29,15 @@ from pipeline.stores.redis.live import RedisLive, connect
 from pipeline.stores.redis.subjects import SubjectStore
 
 log = logging.getLogger(__name__)
+KAFKA = "kafka"
+# Ticks missed before the worker counts as a new leader: leadership went elsewhere and came back, so
+# what it remembers of the incidents is stale.
+MISSED_TICKS_TO_RESTART = 3
+
+
+def webhook_channel(url: str) -> str:
+    """The outbox channel of one URL, named by a digest: URLs often hold the receiver's secret."""
+    return "webhook-" + hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 class Alerting:
@@ -42,24 +56,61 @@ class Alerting:
             dashboard_url=settings.dashboard_url,
         )
         urls = [url.strip() for url in settings.alert_webhooks.split(",") if url.strip()]
+        self._webhooks_by_channel = {webhook_channel(url): url for url in urls}
         secret = settings.alert_webhook_secret.get_secret_value().encode()
-        self.webhooks = WebhookDispatcher(urls, secret, self.store.record_delivery)
+        self.webhooks = WebhookDispatcher(secret, self.store.record_delivery)
+        self._in_flight: set[tuple[str, str]] = set()  # (channel, stream entry id) queued for a webhook
+        self._outbox_open = False
+        self._last_tick: float | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-detect")
 
     async def tick(self, *_: Any) -> None:
-        """One detection pass (the app's timer calls it on the leader only)."""
-        self.webhooks.start()
+        """One detection pass and one outbox round (the app's timer calls it on the leader only)."""
+        if self._webhooks_by_channel:
+            self.webhooks.start()
         loop = asyncio.get_running_loop()
         try:
-            alerts = await loop.run_in_executor(self._executor, self.service.tick, datetime.now(UTC))
-        except Exception as exc:  # Redis down, a bad subject set...: detection waits for the next tick
-            log.warning("detection tick failed, retrying next tick: %s", exc)
-            return
-        for alert in alerts:
-            self.webhooks.submit(alert)
+            await loop.run_in_executor(self._executor, self._detect)
+            await self._send_to_kafka()
+            for channel in self._webhooks_by_channel:
+                await self._queue_webhooks(channel)
+        except Exception as exc:  # Redis or the broker down, a bad subject set...: the next tick retries
+            log.warning("alerting tick failed, retrying next tick: %s", exc)
+
+    def _detect(self) -> None:
+        if not self._outbox_open:  # before the first save, so no event is written without its readers
+            for channel in (KAFKA, *self._webhooks_by_channel):
+                self.store.open_outbox(channel)
+            self._outbox_open = True
+        started = time.monotonic()
+        if self._last_tick is not None and started - self._last_tick > MISSED_TICKS_TO_RESTART * max(
+            self.settings.alerts_interval_s, 1.0
+        ):
+            log.info("leading again after %.0f s: detection starts afresh", started - self._last_tick)
+            self.service.restart()
+        self._last_tick = started
+        self.service.tick(datetime.now(UTC))
+
+    async def _send_to_kafka(self) -> None:
+        for entry_id, alert in await asyncio.to_thread(self.store.undelivered, KAFKA):
             sent = await self.topic.send(key=alert.subject.encode(), value=alert.model_dump_json().encode())
             await sent  # the broker's acknowledgement
-            await asyncio.to_thread(self.store.record_delivery, alert.id, "kafka", 1, "delivered", str(self.topic))
+            await asyncio.to_thread(self.store.record_delivery, alert.id, KAFKA, 1, "delivered", str(self.topic))
+            await asyncio.to_thread(self.store.confirm, KAFKA, entry_id)
+
+    async def _queue_webhooks(self, channel: str) -> None:
+        url = self._webhooks_by_channel[channel]
+        for entry_id, alert in await asyncio.to_thread(self.store.undelivered, channel):
+            if (channel, entry_id) in self._in_flight:
+                continue
+            self._in_flight.add((channel, entry_id))
+            if not self.webhooks.submit(alert, url, functools.partial(self._settle, channel, entry_id)):
+                self._in_flight.discard((channel, entry_id))  # the queue is full: offered again next tick
+                return
+
+    def _settle(self, channel: str, entry_id: str) -> None:
+        self.store.confirm(channel, entry_id)
+        self._in_flight.discard((channel, entry_id))
 
     async def stop(self) -> None:
         await self.webhooks.drain()

@@ -14,6 +14,11 @@ starts.
 A subject new to the engine (at start, when it is added, or when it returns after going idle) gets
 its baseline from the closed minutes Redis still holds (``warmup_minutes``), replayed silently, so a
 restarted leader has its baselines back and re-announces nothing.
+
+A new leader (a restart, a failover, or leadership coming back after a gap) also adopts the open
+alerts its predecessor announced: their subjects are warmed up at once, an event the predecessor
+already announced is not announced again, and an alert the replayed minutes no longer hold open is
+resolved, so a receiver never waits for a "resolved" that the old leader died before sending.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ MINUTE = timedelta(minutes=1)
 EVIDENCE_MINUTES = 30  # how far back from now evidence posts and words are gathered, at most
 EVIDENCE_POSTS = 5
 SUPERSEDING = "negative_surge"
+OPEN_ALERTS_MAX = 1_000  # of each open state, adopted by a new leader
 
 
 def load_alerts_config(path: Path | None) -> AlertsConfig:
@@ -85,11 +91,16 @@ class AlertService:
         warmup_minutes: int = 120,
     ) -> None:
         self.live, self.subjects, self.store = live, subjects, store
-        self.engine = DetectionEngine(config)
+        self.config = config
         self.dashboard_url = dashboard_url.rstrip("/")
         self.lag = timedelta(seconds=lag_s)
         self.max_lag = timedelta(seconds=max_lag_s)
         self.warmup_minutes = warmup_minutes
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the detection state, as a new leader starts: the next tick warms up and adopts."""
+        self.engine = DetectionEngine(self.config)
         self._closed_until: datetime | None = None  # every minute before this one is closed
         self._last_clock: datetime | None = None
         self._muted: set[str] = set()  # ids of alerts superseded by a negative surge, until they resolve
@@ -99,7 +110,8 @@ class AlertService:
         clock = self._clock(now)
         current = floor_minute(clock)
         monitored = set(self.subjects.load().names)
-        if self._closed_until is None:
+        taking_over = self._closed_until is None
+        if taking_over:
             self._closed_until = current
         events = self._close_until(current, monitored)
         self._last_clock = clock
@@ -113,6 +125,9 @@ class AlertService:
                 self._warm_up(subject, current, history)
             events += self.engine.evaluate(subject, minute_counts(current, sentiments), clock)
         alerts = [self._record(event, now) for event in self._one_incident_per_subject(events)]
+        alerts = [alert for alert in alerts if not self._already_announced(alert)]
+        if taking_over:
+            alerts += self._adopt(current, monitored, now)
         for alert in alerts:
             self.store.save(alert)
             log.warning("alert %s %s: %s %s (%s)", alert.id, alert.state, alert.subject, alert.kind, alert.severity)
@@ -124,6 +139,29 @@ class AlertService:
         if watermark is not None and watermark < clock:
             clock = max(watermark, now - self.max_lag)
         return clock if self._last_clock is None else max(clock, self._last_clock)  # never backwards
+
+    def _already_announced(self, alert: Alert) -> bool:
+        """An opening or a resolution the store already holds (announced by a predecessor)."""
+        if alert.state == "updated":
+            return False
+        stored = self.store.get(alert.id)
+        return stored is not None and (stored.state == "resolved") == (alert.state == "resolved")
+
+    def _adopt(self, current: datetime, monitored: set[str], now: datetime) -> list[Alert]:
+        """The resolutions a new leader owes: its predecessor's open alerts that the replayed minutes do
+        not hold open (the incident ended while nobody led, or its subject is no longer monitored)."""
+        announced = [a for state in ("opened", "updated") for a in self.store.find(state=state, limit=OPEN_ALERTS_MAX)]
+        cold = {a.subject for a in announced if a.subject in monitored and a.subject not in self.engine}
+        if cold:
+            history = self.live.subject_minutes(self._history_minutes(current))
+            for subject in cold:
+                self._warm_up(subject, current, history)
+        still_open = {alert_id for _subject, _kind, alert_id in self.engine.open_alerts()}
+        return [
+            alert.model_copy(update={"state": "resolved", "updated_at": now})
+            for alert in announced
+            if alert.id not in still_open
+        ]
 
     def _history_minutes(self, current: datetime) -> list[datetime]:
         return minute_range(current - self.warmup_minutes * MINUTE, current)

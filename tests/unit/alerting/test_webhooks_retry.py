@@ -46,10 +46,10 @@ async def deliver(handle: Handler, attempts: int = 5) -> tuple[list[tuple[int, s
         assert (alert_id, channel) == ("a1", "webhook http://receiver.test/…")  # the path may hold a secret
         records.append((attempt, outcome, detail))
 
-    dispatcher = WebhookDispatcher([URL], SECRET, record, attempts=attempts, first_delay_s=0.5, sleep=sleep,
+    dispatcher = WebhookDispatcher(SECRET, record, attempts=attempts, first_delay_s=0.5, sleep=sleep,
                                    transport=httpx.MockTransport(handle))  # fmt: skip
     dispatcher.start()
-    dispatcher.submit(alert())
+    dispatcher.submit(alert(), URL)
     await dispatcher.drain()
     await dispatcher.stop()
     return records, waits
@@ -106,13 +106,37 @@ async def test_stopping_the_dispatcher_ends_a_delivery_waiting_to_retry() -> Non
         waiting.set()
         await asyncio.Event().wait()  # a wait that only cancellation ends
 
-    dispatcher = WebhookDispatcher([URL], SECRET, lambda *args: records.append(args[2]), sleep=sleep,
+    dispatcher = WebhookDispatcher(SECRET, lambda *args: records.append(args[2]), sleep=sleep,
                                    transport=httpx.MockTransport(handle))  # fmt: skip
+    settled: list[bool] = []
     dispatcher.start()
-    dispatcher.submit(alert())
+    dispatcher.submit(alert(), URL, lambda: settled.append(True))
     await asyncio.wait_for(waiting.wait(), 5)
     await dispatcher.stop()
     assert records == [1] and len(received) == 1
+    assert settled == []  # still pending in the outbox: the next leader delivers it
+
+
+@pytest.mark.parametrize(("status", "outcome"), [(200, "delivered"), (404, "failed"), (503, "failed")])
+async def test_an_event_is_settled_once_its_outcome_is_final(status: int, outcome: str) -> None:
+    async def sleep(seconds: float) -> None:
+        pass
+
+    records: list[str] = []
+    settled: list[bool] = []
+    dispatcher = WebhookDispatcher(SECRET, lambda *args: records.append(args[3]), attempts=2, sleep=sleep,
+                                   transport=httpx.MockTransport(answering(status)[0]))  # fmt: skip
+    dispatcher.start()
+    dispatcher.submit(alert(), URL, lambda: settled.append(True))
+    await dispatcher.drain()
+    await dispatcher.stop()
+    assert records[-1] == outcome and settled == [True]
+
+
+async def test_a_full_queue_takes_nothing_and_says_so() -> None:
+    dispatcher = WebhookDispatcher(SECRET, lambda *args: None, queue_size=1)  # not started: nothing drains it
+    assert dispatcher.submit(alert(), URL) is True
+    assert dispatcher.submit(alert(), URL) is False
 
 
 @pytest.mark.parametrize(
