@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # Subjects, text and noise
     subjects_file: Path | None = Field(
         None, description="YAML/JSON subject set that seeds an empty subject store (Redis) at worker start."
+    worker_stop_grace_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="Longest a worker takes to stop after SIGTERM. A batch still unstored then (a store is away) "
+        "is not acked: the worker exits with code 70 and the batch is replayed by the partition's next owner.",
+    )
     )
     subjects_reload_s: float = Field(2.0, gt=0, description="How often workers check the subject store for changes.")
     terms_per_post: int = Field(24, ge=0, description="Most hot-word terms kept per post.")

@@ -215,7 +215,23 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
         log.warning("dashboard and API at %s/", worker.api.url)
     # Load the model and jieba before joining the group, so the first batch is not slow.
     _ = worker.runtime, worker.preparer
-    faust_worker = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
+    faust_worker = _BoundedStopWorker(worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s)
     if not sys.stdout.isatty():
         faust_worker.spinner = None  # its terminal escapes would only litter a log file
     faust_worker.execute_from_commandline()
+
+
+class _BoundedStopWorker(faust.Worker):  # type: ignore[misc]
+    """faust's worker with a bounded stop. faust waits, before it stops the agents, until every message
+    they took is acked, and an aggregate batch waiting out a store outage is not acked until stored;
+    past the grace period the process leaves without acking it (see ``_fatal``)."""
+
+    def __init__(self, *args: Any, grace_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._grace_s = grace_s
+
+    def _schedule_shutdown(self, signal: Any) -> None:
+        if not self._signal_stop_time:
+            reason = f"still stopping {self._grace_s:.0f}s after {signal.name}"
+            self.loop.call_later(self._grace_s, _fatal, reason)
+        super()._schedule_shutdown(signal)

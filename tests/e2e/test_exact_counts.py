@@ -25,6 +25,7 @@ from workers.scoring.options import RuntimeOptions
 from workers.stages import subjects_of
 
 pytestmark = pytest.mark.e2e
+GRACE_S = 5.0  # the worker's stop grace period in the SIGTERM test
 
 
 def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:
@@ -117,3 +118,37 @@ def test_redis_and_clickhouse_outages_neither_lose_nor_double(
         assert_exact(e2e_settings, posts)
     log = (tmp_path / "worker-0.log").read_text()
     assert "redis sink unavailable" in log and "clickhouse sink unavailable" in log
+
+
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+def test_sigterm_while_clickhouse_is_away_stops_the_worker_and_acks_nothing_unstored(
+    e2e_settings: Settings, workers: WorkerFactory, tmp_path: Path, fault: str
+) -> None:
+    """A worker waiting out a ClickHouse outage (refused, or a server that stopped answering) still
+    stops on SIGTERM within its grace period; the batches it could not store are replayed by the next
+    worker, so every post is counted exactly once."""
+    posts = produce(e2e_settings)
+    ch = urlsplit(e2e_settings.clickhouse_url.get_secret_value())
+    with TcpProxy(ch.port or 9000) as ch_proxy:
+        ch_netloc = ch.netloc.replace(f":{ch.port}", f":{ch_proxy.port}")
+        proxied = e2e_settings.model_copy(
+            update={
+                "clickhouse_url": type(e2e_settings.clickhouse_url)(urlunsplit(ch._replace(netloc=ch_netloc))),
+                "batch_max_items": 8,
+                "worker_stop_grace_s": GRACE_S,
+            }
+        )
+        live = RedisLive(e2e_settings)
+        worker = workers(proxied)
+        wait_until(lambda: live.total(30) > 0, 120, "a flush")
+        getattr(ch_proxy, fault)()
+        log = tmp_path / "worker-0.log"
+        wait_until(lambda: "clickhouse sink unavailable" in log.read_text(), 120, "the sink retrying")
+        assert live.total(30) < N  # the worker is stuck behind the store, not done
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(GRACE_S + 30)  # raises if the worker hangs
+        print(f"stopped {time.monotonic() - started:.1f} s after SIGTERM ({fault})")
+        assert worker.returncode == CRASH_EXIT_CODE  # left without acking the unstored batch
+    workers(e2e_settings)  # the next worker, straight to ClickHouse
+    assert_exact(e2e_settings, posts)
