@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         SecretStr("chdb://.yuqing/chdb"),
         description="clickhouse://user:pass@host:9000/db for a server, or chdb://PATH for the in-process engine.",
     )
+    personal_data_retention_days: int = Field(
+        90,
+        ge=0,
+        le=36_500,
+        description="Days after a post's event time that ClickHouse keeps its text, author id and URL (counts, "
+        "sentiment and subjects stay); 0 keeps them. Needs ClickHouse 19.6 or newer.",
+    )
 
     # Workers
     batch_max_items: int = Field(256, ge=1, description="Most posts in one micro-batch.")
@@ -67,13 +74,6 @@ class Settings(BaseSettings):
         description="Most model tokens (estimated) in one model call; 0: 4,096 for a Transformer on a CPU, "
         "else 32,768.",
     )
-    text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
-    model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
-    scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
-
-    # Subjects, text and noise
-    subjects_file: Path | None = Field(
-        None, description="YAML/JSON subject set that seeds an empty subject store (Redis) at worker start."
     worker_stop_grace_s: float = Field(
         20.0,
         gt=0,
@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         description="Longest a worker takes to stop after SIGTERM. A batch still unstored then (a store is away) "
         "is not acked: the worker exits with code 70 and the batch is replayed by the partition's next owner.",
     )
+    text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
+    model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
+    scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
+
+    # Subjects, text and noise
+    subjects_file: Path | None = Field(
+        None, description="YAML/JSON subject set that seeds an empty subject store (Redis) at worker start."
     )
     subjects_reload_s: float = Field(2.0, gt=0, description="How often workers check the subject store for changes.")
     terms_per_post: int = Field(24, ge=0, description="Most hot-word terms kept per post.")

@@ -9,4 +9,7 @@ from pipeline.stores.sink import Sink
 
 
 def build_sinks(settings: Settings) -> list[Sink]:
-    return [RedisSink(settings), ClickHouseSink.from_url(settings.clickhouse_url.get_secret_value())]
+    history = ClickHouseSink(
+        settings.clickhouse_url.get_secret_value(), retention_days=settings.personal_data_retention_days
+    )
+    return [RedisSink(settings), history]

@@ -22,6 +22,7 @@ from pipeline.stores.clickhouse.engines import (
     open_engine,
     quote,
 )
+from pipeline.stores.clickhouse.retention import apply_retention
 from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import Aggregate, ScoredPost
 
@@ -117,9 +118,12 @@ class ClickHouseSink(_OnEngine):
 
     name = "clickhouse"
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self, url: str | None = None, *, engine: Engine | None = None, retention_days: int | None = None
+    ) -> None:
         super().__init__(url, engine=engine)
         self._rows: list[tuple[Any, ...]] = []
+        self._retention_days = retention_days  # of personal data; None leaves the table's as it is
 
     @property
     def pending(self) -> int:
@@ -139,6 +143,8 @@ class ClickHouseSink(_OnEngine):
         try:
             if not self._schema_ready:
                 ensure_schema(self._engine)
+                if self._retention_days is not None:
+                    apply_retention(self._engine, self._retention_days)
                 self._schema_ready = True
             seen = self._stored_ids(self._rows)
             fresh = []
