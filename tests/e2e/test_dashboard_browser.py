@@ -1,5 +1,6 @@
 """The dashboard in a real browser: headless Debian chromium, driven by Playwright, loads it from an
 ``ApiServer`` while posts keep arriving through the real sinks (Redis and the ClickHouse server),
+signs in through the header's token form (the token never appears in a URL the page requests),
 checks that the charts draw and the numbers change without a reload, opens a new alert's evidence,
 drills down from a chart point to its posts, switches the labels to the other language, and saves
 a screenshot to ``test-artifacts/dashboard.png``.
@@ -37,7 +38,7 @@ from tests.support.records import now_minute, scored
 from tests.support.require import require_service
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, Request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -102,7 +103,8 @@ class Feed:
 
     def close(self) -> None:
         self.stop.set()
-        self._thread.join(10)
+        if self._thread.ident is not None:  # never started when the test failed first: keep that error
+            self._thread.join(10)
         self.redis.close()
         self.history.close()
 
@@ -134,9 +136,20 @@ def test_dashboard_renders_updates_live_and_opens_evidence(browser_settings: Set
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="en-US")
             errors: list[str] = []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            requests: list[Request] = []
+            page.on("request", lambda request: requests.append(request))
             try:
                 _exercise(page, expect, server, settings, feed)
                 assert not errors, errors
+                # The token travels only in a header: no URL the page asked for (so no access log) holds it.
+                assert requests
+                leaked = [request.url for request in requests if ADMIN_TOKEN in request.url]
+                assert not leaked, leaked
+                assert any(
+                    request.headers.get("authorization") == f"Bearer {ADMIN_TOKEN}"
+                    for request in requests
+                    if "/api/v1/session" in request.url
+                )
             except BaseException:
                 page.screenshot(path=str(ARTIFACTS / "dashboard-failure.png"), full_page=True)
                 raise
@@ -148,8 +161,16 @@ def test_dashboard_renders_updates_live_and_opens_evidence(browser_settings: Set
 
 
 def _exercise(page: Page, expect: Any, server: ApiServer, settings: Settings, feed: Feed) -> None:
-    page.goto(f"{server.url}/?token={ADMIN_TOKEN}")
-    assert "token=" not in page.url  # taken into sessionStorage, out of the address bar and history
+    # Without a token the API refuses and the dashboard asks for one in the header's sign-in form.
+    page.goto(server.url)
+    expect(page.locator("#banner")).to_contain_text("paste it into the token field", timeout=WAIT_MS)
+    expect(page.locator('[data-testid="token-clear"]')).to_be_hidden()
+    page.locator('[data-testid="token-input"]').fill(ADMIN_TOKEN)
+    with page.expect_navigation():  # stored in sessionStorage, then the page starts again with it
+        page.locator('[data-testid="token-submit"]').click()
+    assert "token=" not in page.url and ADMIN_TOKEN not in page.url
+    expect(page.locator('[data-testid="token-form"]')).to_be_hidden(timeout=WAIT_MS)
+    expect(page.locator('[data-testid="token-clear"]')).to_be_visible()
 
     # The charts render: both canvases exist and have pixels drawn on them.
     for chart in ("chart-volume", "chart-negative"):
@@ -214,3 +235,10 @@ def _exercise(page: Page, expect: Any, server: ApiServer, settings: Settings, fe
     page.goto(f"{server.url}/#/subject/{quote(SUBJECT)}?alert=browser-alert")
     expect(page.locator('[data-testid="evidence-panel"]')).to_contain_text(EVIDENCE_TEXT, timeout=WAIT_MS)
     expect(page.locator("#subject-select")).to_have_value(SUBJECT)
+
+    # Signing out forgets the token and asks for one again.
+    page.locator("#panel-close").click()
+    with page.expect_navigation():
+        page.locator('[data-testid="token-clear"]').click()
+    expect(page.locator('[data-testid="token-input"]')).to_be_visible(timeout=WAIT_MS)
+    assert page.evaluate("() => sessionStorage.getItem('yuqing.token')") is None

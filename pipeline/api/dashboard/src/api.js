@@ -1,17 +1,19 @@
-// The API client: the token (from ?token=, kept in sessionStorage, never in the URL afterwards),
-// JSON requests, and the live stream read with fetch so the token can travel in a header
-// (EventSource cannot send one).
+// The API client: the token (typed into the sign-in form, kept in sessionStorage, sent only as an
+// Authorization header, never in a URL), JSON requests, and the live stream read with fetch so the
+// token can travel in a header (EventSource cannot send one).
 
 const TOKEN_KEY = "yuqing.token";
 
-export function takeToken() {
-  const url = new URL(window.location.href);
-  const token = url.searchParams.get("token");
-  if (token) {
-    sessionStorage.setItem(TOKEN_KEY, token);
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url.pathname + url.search + url.hash);
-  }
+export function hasToken() {
+  return Boolean(sessionStorage.getItem(TOKEN_KEY));
+}
+
+export function setToken(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function clearToken() {
+  sessionStorage.removeItem(TOKEN_KEY);
 }
 
 function headers(extra = {}) {

@@ -17,7 +17,8 @@ const LABELS = {
     engagement: "engagement", platform: "platform", sentiment: "sentiment", time: "time", text: "text",
     opened: "opened", resolved: "resolved", negative_surge: "negative surge", volume_burst: "volume burst",
     sentiment_flip: "sentiment flip", info: "info", warning: "warning", critical: "critical",
-    tokenNeeded: "This API needs a token: open the dashboard as /?token=YOUR_TOKEN.",
+    tokenNeeded: "This API needs a token: paste it into the token field at the top and press Sign in.",
+    tokenPlaceholder: "API token", signIn: "Sign in", signOut: "Sign out",
     error: "Error", deliveries: "deliveries", page: "page",
     baseline: "baseline", negative_share: "negative share", perMinute: "Per minute",
     score: "score", observed: "observed", expected: "expected", ratio: "ratio", minute: "minute",
@@ -40,7 +41,8 @@ const LABELS = {
     engagement: "互动", platform: "平台", sentiment: "情感", time: "时间", text: "内容",
     opened: "已开启", resolved: "已解除", negative_surge: "负面激增", volume_burst: "声量暴涨",
     sentiment_flip: "情感反转", info: "提示", warning: "警告", critical: "严重",
-    tokenNeeded: "此 API 需要令牌：请以 /?token=令牌 打开仪表盘。",
+    tokenNeeded: "此 API 需要令牌：请将令牌粘贴到页面顶部的令牌输入框，然后点击登录。",
+    tokenPlaceholder: "API 令牌", signIn: "登录", signOut: "退出登录",
     error: "错误", deliveries: "推送记录", page: "页",
     baseline: "基线", negative_share: "负面占比", perMinute: "每分钟",
     score: "得分", observed: "实际值", expected: "预期值", ratio: "倍数", minute: "分钟",
@@ -63,6 +65,7 @@ export function currentLang() {
 export function applyLabels(root = document) {
   document.documentElement.lang = lang;
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
 }
 
 export function toggleLang() {

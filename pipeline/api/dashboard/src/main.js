@@ -2,7 +2,7 @@
 // the sentiment split, hot words, the alert feed with evidence, and drill-down to the posts.
 // It refreshes when the API's stream says new posts were counted or an alert changed.
 import "./style.css";
-import { ApiError, getJson, openStream, takeToken } from "./api.js";
+import { ApiError, clearToken, getJson, hasToken, openStream, setToken } from "./api.js";
 import { MinuteChart } from "./charts.js";
 import { clear, fmtTime, h, pct, setNumber } from "./dom.js";
 import { applyLabels, currentLang, t, toggleLang } from "./i18n.js";
@@ -51,6 +51,32 @@ function banner(text) {
   const el = $("banner");
   el.hidden = !text;
   el.textContent = text || "";
+}
+
+// A refused token (401) asks for one in the sign-in form; any other failure is shown as it is.
+function failed(error) {
+  const refused = error instanceof ApiError && error.status === 401;
+  if (refused) $("token-form").hidden = false;
+  banner(refused ? t("tokenNeeded") : `${t("error")}: ${error.message}`);
+}
+
+// The sign-in form: the token goes to sessionStorage (sent as an Authorization header, never in a
+// URL) and the page starts again with it, so the scope, the data and the live stream all use it.
+function setupSignIn() {
+  $("token-form").hidden = hasToken();
+  $("token-clear").hidden = !hasToken();
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("token-input").value.trim();
+    $("token-input").value = "";
+    if (!token) return;
+    setToken(token);
+    location.reload();
+  });
+  $("token-clear").addEventListener("click", () => {
+    clearToken();
+    location.reload();
+  });
 }
 
 function renderSeries(series) {
@@ -188,7 +214,7 @@ async function refresh() {
   } catch (error) {
     if (error instanceof ApiError && error.status === 404 && state.subject !== "*") {
       state.subject = "*"; // the subject was deleted or expired: fall back to every post
-    } else banner(error instanceof ApiError && error.status === 401 ? t("tokenNeeded") : `${t("error")}: ${error.message}`);
+    } else failed(error);
   } finally {
     state.lastRefresh = Date.now();
     state.refreshing = false;
@@ -201,7 +227,7 @@ async function refreshAlerts() {
     state.alerts = new Map(page.alerts.map((a) => [a.id, a]));
     renderAlerts();
   } catch (error) {
-    banner(`${t("error")}: ${error.message}`);
+    failed(error);
   }
 }
 
@@ -238,7 +264,7 @@ function openLinked() {
 }
 
 async function start() {
-  takeToken();
+  setupSignIn();
   applyLabels();
   $("lang-toggle").textContent = currentLang() === "zh" ? "EN" : "中文";
   $("lang-toggle").addEventListener("click", () => {
@@ -259,9 +285,11 @@ async function start() {
   $("panel-close").addEventListener("click", closePanel);
   document.addEventListener("keydown", (e) => e.key === "Escape" && closePanel());
   try {
-    state.canAdmin = (await getJson("/session")).scope === "admin";
+    const session = await getJson("/session");
+    state.canAdmin = session.scope === "admin";
+    if (session.anonymous) $("token-form").hidden = true; // no tokens configured: there is nothing to sign in with
   } catch (error) {
-    banner(error instanceof ApiError && error.status === 401 ? t("tokenNeeded") : `${t("error")}: ${error.message}`);
+    failed(error);
   }
   await Promise.all([refresh(), refreshAlerts()]);
   openStream(onEvent, setLive);
