@@ -72,7 +72,13 @@ def create_app(settings: Settings, *, heartbeat_s: float = 15.0, dashboard_dir: 
     for module in (routes_live, routes_history, routes_alerts, routes_subjects, sse):
         app.include_router(module.router, prefix=API_PREFIX, dependencies=strict, responses=ERROR_RESPONSES)
 
-    @app.get("/healthz", response_model=Health, tags=["meta"], summary="Liveness (no token needed)")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Redis is unreachable."}},
+        tags=["meta"],
+        summary="Liveness (no token needed)",
+    )
     async def healthz() -> JSONResponse:
         # Off the request thread pool, which slow history queries may fill: liveness must not wait on them.
         try:

@@ -12,10 +12,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.api.auth import TokenTable, admit_admin, identify
 from pipeline.api.errors import ApiProblem
+from pipeline.api.models import Problem
 
 # The largest write the API takes (a subject definition is a few KB).
 MAX_BODY_BYTES = 64 * 1024
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# What the guard answers on a write route besides the 401 and 403 of ERROR_RESPONSES, for the description.
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": f"The request body is over {MAX_BODY_BYTES} bytes."},
+}
 
 
 class WriteGuard:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Request
 
 from pipeline.api.auth import AdminAccess, ReadAccess
 from pipeline.api.errors import ApiProblem
+from pipeline.api.guard import WRITE_RESPONSES
 from pipeline.api.models import Acknowledgement, AlertDetail, Alerts
 from pipeline.api.params import AlertId, AlertState, Limit, Offset, SubjectName
 from pipeline.api.state import api_state
@@ -52,7 +53,12 @@ def get_alert(request: Request, _who: ReadAccess, alert_id: AlertId) -> AlertDet
     )
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=Alert, summary="Acknowledge an alert (admin)")
+@router.post(
+    "/alerts/{alert_id}/acknowledge",
+    response_model=Alert,
+    responses=WRITE_RESPONSES,
+    summary="Acknowledge an alert (admin)",
+)
 def acknowledge(
     request: Request, _who: AdminAccess, alert_id: AlertId, body: Annotated[Acknowledgement | None, Body()] = None
 ) -> Alert:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from pipeline.api.auth import AdminAccess, ReadAccess
 from pipeline.api.errors import ApiProblem
+from pipeline.api.guard import WRITE_RESPONSES
 from pipeline.api.params import SubjectPath
 from pipeline.api.state import api_state
 from pipeline.domain.subjects import SubjectError
@@ -58,7 +59,13 @@ def get_subject(request: Request, _who: ReadAccess, name: SubjectPath) -> Subjec
     return subject
 
 
-@router.post("/subjects", response_model=SubjectSet, status_code=201, summary="Create a subject (admin)")
+@router.post(
+    "/subjects",
+    response_model=SubjectSet,
+    status_code=201,
+    responses=WRITE_RESPONSES,
+    summary="Create a subject (admin)",
+)
 def create_subject(request: Request, _who: AdminAccess, subject: Subject) -> SubjectSet:
     def change(current: SubjectSet) -> SubjectSet:
         if any(_same(s.name, subject.name) for s in current.subjects):
@@ -68,7 +75,9 @@ def create_subject(request: Request, _who: AdminAccess, subject: Subject) -> Sub
     return _edit(request, change)
 
 
-@router.put("/subjects/{name}", response_model=SubjectSet, summary="Change a subject (admin)")
+@router.put(
+    "/subjects/{name}", response_model=SubjectSet, responses=WRITE_RESPONSES, summary="Change a subject (admin)"
+)
 def change_subject(request: Request, _who: AdminAccess, name: SubjectPath, subject: Subject) -> SubjectSet:
     """Replaces the definition of an existing subject; the body's name must be the path's."""
     if subject.name != name:
@@ -82,7 +91,9 @@ def change_subject(request: Request, _who: AdminAccess, name: SubjectPath, subje
     return _edit(request, change)
 
 
-@router.delete("/subjects/{name}", status_code=204, summary="Stop monitoring a subject (admin)")
+@router.delete(
+    "/subjects/{name}", status_code=204, responses=WRITE_RESPONSES, summary="Stop monitoring a subject (admin)"
+)
 def delete_subject(request: Request, _who: AdminAccess, name: SubjectPath) -> Response:
     def change(current: SubjectSet) -> SubjectSet:
         if current.get(name) is None:

@@ -12,10 +12,12 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from pipeline.domain.access import is_loopback, parse_tokens, token_allowed
 from pipeline.errors import YuqingError
 from pipeline.ingest.producer import Ingestor
+from pipeline.observability.http import instrument
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
@@ -52,7 +54,48 @@ def _ingestor(request: Request) -> Ingestor:
 RETRY_AFTER_S = 5
 
 
-@router.post("/posts")
+class RecordFate(BaseModel):
+    index: int = Field(description="The record's position in the body (0 for a JSON body, the line's for NDJSON).")
+    reason: str
+
+
+class PushResult(BaseModel):
+    accepted: int = Field(description="Records stored in posts.raw.")
+    duplicates: list[int] = Field(description="Indices of records whose post id was stored before (not sent again).")
+    rejected: list[RecordFate] = Field(description="Invalid records, sent to posts.dlq with their reason.")
+
+
+class Unstored(PushResult):
+    error: str
+    failed: list[RecordFate] = Field(description="Records the broker did not store: send them again.")
+
+
+class Refused(BaseModel):
+    error: str
+
+
+class TooLarge(BaseModel):
+    detail: str
+
+
+# What the handler answers, declared for the OpenAPI description: it reads the body itself.
+POSTS_BODY: dict[str, Any] = {
+    "description": "One post as a JSON object, or many as NDJSON (one JSON object a line); each is validated apart.",
+    "content": {
+        "application/json": {"schema": {"type": "object"}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
+POSTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": PushResult, "description": "Every record stored (or stored before: a duplicate)."},
+    207: {"model": PushResult, "description": "Stored, except the rejected records."},
+    401: {"model": Refused, "description": "Ingest tokens are configured and the request carries none of them."},
+    413: {"model": TooLarge, "description": f"The body is over {MAX_BODY_BYTES} bytes."},
+    503: {"model": Unstored, "description": "The broker did not store some records: retry them."},
+}
+
+
+@router.post("/posts", response_model=None, responses=POSTS_RESPONSES, openapi_extra={"requestBody": POSTS_BODY})
 async def post_posts(request: Request) -> JSONResponse:
     ingestor = _ingestor(request)
     tokens: tuple[bytes, ...] = request.app.state.tokens
@@ -89,6 +132,7 @@ def make_app(ingestor: Ingestor) -> FastAPI:
     app.state.ingestor = ingestor
     app.state.tokens = parse_tokens(ingestor.settings.ingest_tokens.get_secret_value())
     app.include_router(router)
+    instrument(app, "ingest")
     return app
 
 
@@ -99,4 +143,5 @@ class IngestAccessError(YuqingError):
 def serve(ingestor: Ingestor, host: str, port: int) -> None:
     if not is_loopback(host) and not parse_tokens(ingestor.settings.ingest_tokens.get_secret_value()):
         raise IngestAccessError(f"refusing to take posts on {host} without tokens: set YUQING_INGEST_TOKENS")
-    uvicorn.run(make_app(ingestor), host=host, port=port, log_level="warning")
+    # log_config=None: uvicorn's loggers propagate to the process's handlers (format, redaction).
+    uvicorn.run(make_app(ingestor), host=host, port=port, log_level="warning", log_config=None)
