@@ -12,6 +12,7 @@ import click
 
 from pipeline.cli.alerts import alerts
 from pipeline.cli.api import api
+from pipeline.cli.db import db
 from pipeline.cli.erase import erase
 from pipeline.cli.model import model
 from pipeline.cli.subjects import subjects
@@ -282,3 +283,4 @@ def run() -> None:
     except YuqingError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+main.add_command(db)

@@ -10,6 +10,8 @@ from pipeline.stores.sink import Sink
 
 def build_sinks(settings: Settings) -> list[Sink]:
     history = ClickHouseSink(
-        settings.clickhouse_url.get_secret_value(), retention_days=settings.personal_data_retention_days
+        settings.clickhouse_url.get_secret_value(),
+        retention_days=settings.personal_data_retention_days,
+        redis_url=settings.redis_url.get_secret_value(),
     )
     return [RedisSink(settings), history]

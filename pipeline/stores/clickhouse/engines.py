@@ -13,7 +13,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -93,18 +92,19 @@ def parse_engine_url(url: str) -> EngineUrl:
         database = unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
         # Connect to the server's default database: ours may not exist until we create it.
         target = urlunsplit((parts.scheme, parts.netloc, "", parts.query, ""))
-        return EngineUrl("server", _checked_identifier(database), target)
+        return EngineUrl("server", checked_identifier(database), target)
     if scheme == "chdb":
         # Not urlsplit: in chdb://relative/path the first folder would be taken for a host.
         path, _, query = rest.partition("?")
         if not path:
             raise ValueError(f"chdb URL needs a folder: {url!r}")
         database = parse_qs(query).get("database", [DEFAULT_DATABASE])[-1]
-        return EngineUrl("chdb", _checked_identifier(database), str(Path(unquote(path)).resolve()))
+        return EngineUrl("chdb", checked_identifier(database), str(Path(unquote(path)).resolve()))
     raise ValueError(f"unknown ClickHouse URL scheme {scheme!r}: use clickhouse:// or chdb://")
 
 
-def _checked_identifier(name: str) -> str:
+def checked_identifier(name: str) -> str:
+    """``name`` if it is a plain identifier, else ValueError."""
     # Database names are spliced into SQL, never bound, so only plain identifiers pass.
     if not _IDENTIFIER.match(name):
         raise ValueError(f"database name must be a plain identifier, got {name!r}")
@@ -246,17 +246,3 @@ def open_engine(url: str) -> Engine:
     if parsed.kind == "server":
         return DriverEngine(parsed.target, parsed.database)
     return ChdbEngine(parsed.target, parsed.database)
-
-
-def ddl_statements(database: str) -> list[str]:
-    """The history store's DDL (``schemas/clickhouse/*.sql``, in file-name order) for one database."""
-    folder = resources.files("schemas") / "clickhouse"
-    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
-    return [f.read_text(encoding="utf-8").replace("{db}", _checked_identifier(database)) for f in files]
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create the database and its tables and view if they are missing."""
-    engine.execute(f"CREATE DATABASE IF NOT EXISTS {engine.database}")
-    for statement in ddl_statements(engine.database):
-        engine.execute(statement)

@@ -1,6 +1,6 @@
 """ClickHouse history store: scored posts and their minute rollup, written and read back.
 
-Writes are idempotent by post id through the table design (``schemas/clickhouse/``):
+Writes are idempotent by post id through the table design (``schemas/clickhouse/migrations/``):
 ``scored_posts`` is a ReplacingMergeTree and ``minute_rollup`` keeps sets of post ids, so
 flushing posts again after a crash changes no count. Reads count distinct post ids, which is
 exact whether or not ClickHouse has merged the replayed rows yet.
@@ -17,11 +17,11 @@ from pipeline.stores.clickhouse.engines import (
     ClickHouseError,
     Engine,
     Param,
-    ensure_schema,
     is_data_error,
     open_engine,
     quote,
 )
+from pipeline.stores.clickhouse.migrations import migrate
 from pipeline.stores.clickhouse.retention import apply_retention
 from pipeline.stores.sink import SinkError, SinkRefused, minute_of
 from schemas.records import Aggregate, ScoredPost
@@ -87,10 +87,14 @@ def scored_post_row(scored: ScoredPost) -> tuple[Any, ...]:
 
 
 class _OnEngine:
-    """Holds an engine: one it opened from a URL (and closes), or one it was given (and leaves open)."""
+    """Holds an engine: one it opened from a URL (and closes), or one it was given (and leaves open).
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
+    Before its first use it migrates the schema; ``redis_url`` is where a server's migration lock
+    lives (default: the settings' Redis)."""
+
+    def __init__(self, url: str | None = None, *, engine: Engine | None = None, redis_url: str | None = None) -> None:
         self._engine, self._owns_engine = _engine_for(url, engine)
+        self._redis_url = redis_url
         self._schema_ready = False
 
     @classmethod
@@ -111,7 +115,7 @@ class _OnEngine:
 class ClickHouseSink(_OnEngine):
     """The history sink: buffers scored posts and writes them to ``scored_posts`` in one insert.
 
-    The schema is created on the first flush, not at construction, so a worker can start
+    The schema is migrated on the first flush, not at construction, so a worker can start
     while ClickHouse is still coming up; a failed flush keeps its buffer for the retry.
     Closing drops unflushed rows.
     """
@@ -119,9 +123,14 @@ class ClickHouseSink(_OnEngine):
     name = "clickhouse"
 
     def __init__(
-        self, url: str | None = None, *, engine: Engine | None = None, retention_days: int | None = None
+        self,
+        url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        retention_days: int | None = None,
+        redis_url: str | None = None,
     ) -> None:
-        super().__init__(url, engine=engine)
+        super().__init__(url, engine=engine, redis_url=redis_url)
         self._rows: list[tuple[Any, ...]] = []
         self._retention_days = retention_days  # of personal data; None leaves the table's as it is
 
@@ -142,7 +151,7 @@ class ClickHouseSink(_OnEngine):
             return
         try:
             if not self._schema_ready:
-                ensure_schema(self._engine)
+                migrate(self._engine, redis_url=self._redis_url)
                 if self._retention_days is not None:
                     apply_retention(self._engine, self._retention_days)
                 self._schema_ready = True
@@ -300,7 +309,7 @@ class ClickHouseHistory(_OnEngine):
     def _select(self, sql: str, params: dict[str, Param] | None = None) -> list[dict[str, Any]]:
         # An empty store reads as empty, not as "table does not exist".
         if not self._schema_ready:
-            ensure_schema(self._engine)
+            migrate(self._engine, redis_url=self._redis_url)
             self._schema_ready = True
         return self._engine.select(sql.replace("{db}", self._engine.database), params)
 

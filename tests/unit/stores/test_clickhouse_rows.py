@@ -1,4 +1,4 @@
-"""Pure parts of the ClickHouse history store: rows, URLs, escaping, placeholders, DDL."""
+"""Pure parts of the ClickHouse history store: rows, URLs, escaping, placeholders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from pipeline.stores.clickhouse.engines import (
     DEFAULT_DATABASE,
-    ddl_statements,
     parse_engine_url,
     to_driver_placeholders,
     tsv_escape,
@@ -156,25 +155,3 @@ def test_driver_placeholders() -> None:
     assert to_driver_placeholders(sql) == (
         "SELECT 1 WHERE a = %(a)s AND b < toDateTime(%(b)s) AND c LIKE '%%x' AND d = %(d)s"
     )
-
-
-def test_ddl_is_complete_and_templated() -> None:
-    statements = ddl_statements("hist")
-    assert len(statements) == 7
-    joined = "\n".join(statements)
-    code = "\n".join(line for line in joined.splitlines() if not line.lstrip().startswith("--"))
-    assert "{db}" not in joined
-    assert "hist.scored_posts" in statements[0] and "hist.minute_rollup" in statements[1]
-    assert "MATERIALIZED VIEW" in statements[2] and "TO hist.minute_rollup" in statements[2]
-    assert "hist.minute_rollup_deduplicated" in statements[3] and "TO hist.minute_rollup_deduplicated" in statements[4]
-    assert "hist.hot_words" in statements[5] and "TO hist.hot_words" in statements[6]
-    for column in COLUMNS:
-        assert f"    {column} " in statements[0]
-    # Things ClickHouse 18.16 cannot run.
-    for unsupported in ("TTL", "DateTime64", "LowCardinality", "Map(", "SimpleAggregateFunction"):
-        assert unsupported not in code
-
-
-def test_ddl_refuses_unsafe_database_names() -> None:
-    with pytest.raises(ValueError):
-        ddl_statements("x; DROP DATABASE y")
