@@ -84,6 +84,16 @@ class Settings(BaseSettings):
     text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
     model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
+    worker_http_host: str = Field(
+        "127.0.0.1", description="Address of the worker's HTTP port; 0.0.0.0 where probes and Prometheus reach it."
+    )
+    worker_http_port: int = Field(
+        8600,
+        ge=0,
+        le=65535,
+        description="Worker HTTP port: /metrics (Prometheus), /healthz (alive), /readyz (ready to work); 0: off. "
+        "No token: it serves counts and timings, never posts. A port already taken is logged and skipped.",
+    )
 
     # Subjects, text and noise
     subjects_file: Path | None = Field(
@@ -144,6 +154,13 @@ class Settings(BaseSettings):
     )
     api_cors_origins: str = Field("", description="Origins allowed cross-site (CORS), comma separated; empty: none.")
     dashboard_url: str = Field("http://127.0.0.1:8300", description="Public base URL of the dashboard (alert links).")
+
+    # Logging
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: lines for a person; json: one JSON object per line (time, level, logger, message, "
+        "post ids and other fields) for a log collector. Known secrets are redacted from both.",
+    )
 
     # Fault injection for the crash tests: exit hard after this many sink flushes, before the commit.
     test_crash_after_flushes: int = Field(0, ge=0, description="Test only: crash after N flushes (0 = never).")

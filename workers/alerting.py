@@ -23,6 +23,7 @@ import faust
 
 from pipeline.alerting.service import AlertService, load_alerts_config
 from pipeline.alerting.webhooks import WebhookDispatcher
+from pipeline.observability import metrics
 from pipeline.settings import Settings
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import RedisLive, connect
@@ -71,10 +72,12 @@ class Alerting:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._detect)
+            metrics.detector_ticked()
             await self._send_to_kafka()
             for channel in self._webhooks_by_channel:
                 await self._queue_webhooks(channel)
         except Exception as exc:  # Redis or the broker down, a bad subject set...: the next tick retries
+            metrics.DETECTOR_FAILURES.inc()
             log.warning("alerting tick failed, retrying next tick: %s", exc)
 
     def _detect(self) -> None:

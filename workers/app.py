@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
+from pipeline.domain.posts import rejected_post_id
+from pipeline.logs import adopt_handlers
+from pipeline.observability import metrics
 from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
 from pipeline.stores.redis.live import connect
@@ -30,6 +33,7 @@ from pipeline.stores.sink import Sink
 from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.preparer import Preparer
+from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
@@ -42,6 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CRASH_EXIT_CODE = 70
+LAG_INTERVAL_S = 5.0
+LOGGED_IDS = 50  # post ids named in one dead-letter log line
+LOGGED_REASONS = 10
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
 
 
@@ -91,6 +98,12 @@ class Worker:
         self.flushes = 0
         self.app.agent(self.raw, name="score")(self.score_agent)
         self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
+        self._loop: asyncio.AbstractEventLoop | None = None  # faust's, once it runs: what /healthz pings
+        self.joined = False
+        self._lag_labels: set[tuple[str, str]] = set()
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.timer(LAG_INTERVAL_S, name="lag")(self._measure_lag)
+        metrics.init_labels()
         self.alerting: Alerting | None = None
         self.api: ApiServer | None = None  # set by run_worker(with_api=True)
         if settings.alerts_enabled:
@@ -119,19 +132,25 @@ class Worker:
     def sinks(self) -> list[Sink]:
         if self._sinks is None:
             self._sinks = build_sinks(self.settings)
+            metrics.init_labels(sink.name for sink in self._sinks)
         return self._sinks
 
     async def _reject(self, rejections: list[Rejection]) -> None:
         if rejections:
             await _deliver(self.dlq, [(None, r.model_dump_json()) for r in rejections])
+            metrics.count_rejections((r.stage, r.reason) for r in rejections)
+            _log_rejections(rejections)
 
     async def score_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
+        waiting = time.perf_counter()
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
+            metrics.observe_batch("score", len(events), time.perf_counter() - waiting)
             try:
                 await self._score_batch(events)
             except Exception as exc:  # take() would ack the abandoned batch: exit so it is redelivered
                 _fatal(f"score batch failed: {exc!r}")
+            waiting = time.perf_counter()
 
     async def _score_batch(self, events: Sequence[Any]) -> None:
         s = self.settings
@@ -156,6 +175,7 @@ class Worker:
             out.append((item.post.id, scored.model_dump_json()))
         predicted = time.perf_counter()
         await _deliver(self.scored, out)
+        metrics.POSTS_OUT.labels(stage="score").inc(len(out))
         await self._reject(rejections)
         log.debug(
             "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
@@ -166,8 +186,10 @@ class Worker:
 
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
+        waiting = time.perf_counter()
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
             started = time.perf_counter()
+            metrics.observe_batch("aggregate", len(events), started - waiting)
             scored, rejections = decode_scored(_values(events))
             try:
                 refused = await store_all(self.sinks, scored, self._in_sink_thread)
@@ -175,10 +197,42 @@ class Worker:
             except Exception as exc:  # outages are waited out and refusals isolated: this is a bug
                 _fatal(f"aggregate batch failed: {exc!r}")
             rejections += [_refusal(post, reason) for post, reason in refused]
+            metrics.POSTS_OUT.labels(stage="aggregate").inc(len(scored) - len(refused))
             await self._reject(rejections)
             self.flushes += 1
             if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
                 _fatal(f"test crash after {self.flushes} flushes")
+            waiting = time.perf_counter()
+
+    async def _on_assigned(self, *_: Any, **__: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.joined = True  # also with no partition: more workers than partitions leaves some idle
+
+    async def _measure_lag(self, *_: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        consumer = self.app.consumer
+        try:  # faust has no public view of the committed offsets it tracks
+            lags = partition_lags(consumer, consumer._committed_offset)
+        except Exception as exc:  # a consumer still starting or rebalancing: a metric must never stop the worker
+            log.debug("consumer lag not measured: %r", exc)
+            return
+        self._lag_labels = metrics.set_lags(lags, self._lag_labels)
+
+    def liveness(self) -> str:
+        return loop_answers(self._loop)
+
+    def readiness(self) -> dict[str, str]:
+        """What /readyz reports; runs in the probe thread, so the stores' round trips wait there."""
+        return {
+            "group": "ok" if self.joined else "not joined yet",
+            "model": "ok" if self._runtime is not None else "not loaded",
+            **run_checks(
+                {
+                    "redis": lambda: redis_reachable(self.settings),
+                    "clickhouse": lambda: clickhouse_reachable(self.settings),
+                }
+            ),
+        }
 
     async def _on_shutdown(self, *_: Any, **__: Any) -> None:
         """Stop detection, then close the sinks in their thread: chDB must not be torn down by
@@ -196,6 +250,18 @@ class Worker:
         await asyncio.get_running_loop().run_in_executor(self._sink_executor, call)
 
 
+def _log_rejections(rejections: list[Rejection]) -> None:
+    """One line per batch, not per record: a flood of bad records must not become a flood of logs."""
+    ids = [found for r in rejections[:LOGGED_IDS] if (found := rejected_post_id(r)) is not None]
+    reasons = sorted({r.reason for r in rejections})
+    log.warning(
+        "%d records to the dead-letter topic, first: %s",
+        len(rejections),
+        rejections[0].reason,
+        extra={"stage": rejections[0].stage, "post_ids": ids, "reasons": reasons[:LOGGED_REASONS]},
+    )
+
+
 def _rejection(post: Post, reason: str) -> Rejection:
     return Rejection(reason=reason, stage="score", raw=post.model_dump_json(), rejected_at=datetime.now(UTC))
 
@@ -207,6 +273,10 @@ def _refusal(scored: ScoredPost, reason: str) -> Rejection:
 def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = False) -> None:
     """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
     worker = Worker(settings)
+    if settings.worker_http_port:
+        probes = ProbeServer(settings.worker_http_host, settings.worker_http_port, worker.liveness, worker.readiness)
+        if probes.start():
+            log.info("metrics and probes at http://%s:%d/", settings.worker_http_host, probes.port)
     if with_api:
         from pipeline.api.server import ApiServer
 
@@ -215,8 +285,10 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
         log.warning("dashboard and API at %s/", worker.api.url)
     # Load the model and jieba before joining the group, so the first batch is not slow.
     _ = worker.runtime, worker.preparer
-    faust_worker = _BoundedStopWorker(worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s)
-    if not sys.stdout.isatty():
+    faust_worker = _BoundedStopWorker(
+        worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s, settings=settings
+    )
+    if not sys.stdout.isatty() or settings.log_format == "json":
         faust_worker.spinner = None  # its terminal escapes would only litter a log file
     faust_worker.execute_from_commandline()
 
@@ -226,9 +298,15 @@ class _BoundedStopWorker(faust.Worker):  # type: ignore[misc]
     they took is acked, and an aggregate batch waiting out a store outage is not acked until stored;
     past the grace period the process leaves without acking it (see ``_fatal``)."""
 
-    def __init__(self, *args: Any, grace_s: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, grace_s: float, settings: Settings, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._grace_s = grace_s
+        self._settings = settings
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # faust has just replaced the root handlers with its own (colour text on stdout).
+        adopt_handlers(self._settings, logger)
+        super().on_setup_root_logger(logger, level)
 
     def _schedule_shutdown(self, signal: Any) -> None:
         if not self._signal_stop_time:

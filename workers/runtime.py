@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.observability import metrics
 from workers.batching import plan_model_calls
 from workers.scoring.protocol import Embeds, EstimatesTokens, RunsOnDevice, Scorer, ScoreResult, Unscored
 
@@ -66,6 +67,7 @@ class ScoringRuntime:
         self._embedder: Embeds | None = scorer if isinstance(scorer, Embeds) else None
         self._queued = 0
         self._queue_lock = threading.Lock()  # the event loop adds, the model thread takes away
+        metrics.MODEL_QUEUE_DEPTH.set_function(lambda: self._queued)
 
     @property
     def queue_depth(self) -> int:
@@ -89,8 +91,10 @@ class ScoringRuntime:
         results: list[ScoreResult] = [Unscored("not scored")] * len(texts)
         calls = plan_model_calls(texts, self._max_items, self._max_tokens, self._estimate_tokens)
         for call in calls:
+            call_started = time.perf_counter()
             for index, result in zip(call, self._predict_call([texts[i] for i in call]), strict=True):
                 results[index] = result
+            metrics.observe_model_call(time.perf_counter() - call_started)
         self.stats.record(len(texts), [len(c) for c in calls], time.perf_counter() - started)
         return results
 

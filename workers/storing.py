@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 from tenacity.wait import wait_base
 
+from pipeline.observability import metrics
 from pipeline.stores.sink import Sink, SinkError, SinkRefused
 from schemas.records import ScoredPost
 
@@ -43,7 +45,9 @@ async def flush_until_stored(
     def warn(state: RetryCallState) -> None:
         delay = state.next_action.sleep if state.next_action else 0.0
         error = state.outcome.exception() if state.outcome else None
-        log.warning("%s sink unavailable, retrying in %.1fs: %s", name, delay, error)
+        metrics.SINK_RETRIES.labels(sink=name).inc()
+        extra = {"sink": name, "attempt": state.attempt_number, "retry_in_s": round(delay, 3)}
+        log.warning("%s sink unavailable, retrying in %.1fs: %s", name, delay, error, extra=extra)
 
     # Attempts in the loop body, not ``retrying(flush)``: tenacity would not await what a plain callable
     # such as ``partial(loop.run_in_executor, …)`` returns, and a failed flush would pass for done.
@@ -66,14 +70,26 @@ async def store(
         return []
     try:
         sink.add(posts)
+        started = time.perf_counter()
         await flush_until_stored(sink.name, lambda: run(sink.flush), wait=wait, sleep=sleep)
+        metrics.observe_stored(sink.name, (p.post.event_time for p in posts), time.perf_counter() - started)
         return []
     except SinkRefused as exc:
         sink.discard()
         if len(posts) == 1:
-            log.warning("%s refused post %s: %s", sink.name, posts[0].post.id, exc)
+            metrics.SINK_REFUSALS.labels(sink=sink.name).inc()
+            post_id = posts[0].post.id
+            log.warning(
+                "%s refused post %s: %s", sink.name, post_id, exc, extra={"sink": sink.name, "post_id": post_id}
+            )
             return [(posts[0], f"{sink.name} refused the post: {exc}")]
-        log.warning("%s refused a batch of %d posts, isolating the offending ones: %s", sink.name, len(posts), exc)
+        log.warning(
+            "%s refused a batch of %d posts, isolating the offending ones: %s",
+            sink.name,
+            len(posts),
+            exc,
+            extra={"sink": sink.name, "batch_size": len(posts)},
+        )
         middle = len(posts) // 2
         first = await store(sink, posts[:middle], run, wait=wait, sleep=sleep)
         return first + await store(sink, posts[middle:], run, wait=wait, sleep=sleep)

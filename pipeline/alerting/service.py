@@ -36,6 +36,7 @@ from pipeline.domain.alerts.config import AlertsConfig
 from pipeline.domain.alerts.engine import DetectionEngine
 from pipeline.domain.alerts.lifecycle import AlertEvent, to_record
 from pipeline.domain.alerts.series import MinuteCounts, floor_minute
+from pipeline.observability import metrics
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import RedisLive
 from pipeline.stores.redis.subjects import SubjectStore
@@ -130,6 +131,7 @@ class AlertService:
             alerts += self._adopt(current, monitored, now)
         for alert in alerts:
             self.store.save(alert)
+            metrics.observe_alert(alert.state, alert.kind, alert.started_at, now)
             log.warning("alert %s %s: %s %s (%s)", alert.id, alert.state, alert.subject, alert.kind, alert.severity)
         return alerts
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_exponential
 
+from pipeline.observability import metrics
 from schemas.records import Alert
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class WebhookDispatcher:
             outcome, detail = await self._post(url, f"alert.{alert.state}", body, delivery)
             if outcome == "retry" and number == self._attempts:
                 outcome = "failed"  # recorded as the final word, not as a retry that never comes
+            metrics.WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
             # Off the loop: the recorder writes to Redis, which may be the thing that is slow.
             await asyncio.to_thread(self._record_safely, alert, url, number, outcome, detail)
             return outcome

@@ -25,6 +25,7 @@ from pipeline.api.guard import WriteGuard
 from pipeline.api.models import ERROR_RESPONSES, CallerInfo, Health
 from pipeline.api.params import strict_query
 from pipeline.api.state import ApiState
+from pipeline.observability.http import instrument
 from pipeline.settings import Settings
 
 DASHBOARD_DIST = Path(__file__).resolve().parent / "dashboard" / "dist"
@@ -99,6 +100,7 @@ def create_app(settings: Settings, *, heartbeat_s: float = 15.0, dashboard_dir: 
         """The caller's scope, so a client knows whether to offer acknowledging and editing."""
         return _caller_info(who, settings)
 
+    instrument(app, "api")
     _mount_dashboard(app, dashboard_dir or DASHBOARD_DIST)
     return app
 

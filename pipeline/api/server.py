@@ -61,7 +61,7 @@ class ApiServer:
             access_log=log_level in ("debug", "info"),
             lifespan="on",
             # No logging config of uvicorn's own: inside a worker it must not touch the host's
-            # logging; its loggers propagate to whatever the process set up (yuqing api: basicConfig).
+            # logging; its loggers propagate to whatever the process set up (pipeline.logs.configure_logging).
             log_config=None,
             # Open live streams end within a second of stop() (they watch the stopping flag);
             # this bounds the wait for anything else still running.

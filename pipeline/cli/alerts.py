@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import getpass
-import json
 
 import click
 
+from pipeline.cli.output import echo_json, json_option
 from pipeline.settings import get_settings
 from pipeline.stores.redis.alerts import AlertStore
 
@@ -47,19 +47,24 @@ def list_alerts(subject: str | None, state: str | None, limit: int, as_json: boo
 
 @alerts.command("show")
 @click.argument("alert_id")
-def show_alert(alert_id: str) -> None:
+@json_option()
+def show_alert(alert_id: str, as_json: bool) -> None:
     """One alert with its evidence and every delivery attempt, as JSON."""
     store = _store()
     alert = store.require(alert_id)
     body = alert.model_dump(mode="json")
     body["deliveries"] = store.deliveries(alert_id)
-    click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+    echo_json(body, as_json)
 
 
 @alerts.command("ack")
 @click.argument("alert_id")
 @click.option("--by", default=None, help="Who acknowledges it (default: the login name).")
-def ack_alert(alert_id: str, by: str | None) -> None:
+@json_option("Print the acknowledged alert as one line of JSON.")
+def ack_alert(alert_id: str, by: str | None, as_json: bool) -> None:
     """Acknowledge an alert: someone is on it."""
     alert = _store().acknowledge(alert_id, by or getpass.getuser())
+    if as_json:
+        click.echo(alert.model_dump_json())
+        return
     click.echo(f"{alert.id} acknowledged by {alert.acknowledged_by} at {alert.acknowledged_at:%Y-%m-%d %H:%M:%S}")

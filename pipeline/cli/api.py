@@ -18,11 +18,11 @@ def api(host: str | None, port: int | None, log_level: str) -> None:
     may change anything. With a chdb:// history store, run this only where no worker holds the
     folder (the demo serves the API from inside its worker instead).
     """
-    import logging
-
     from pipeline.api.server import ApiServer
+    from pipeline.logs import configure_logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    server = ApiServer(get_settings(), host, port, log_level=log_level)
+    settings = get_settings()
+    configure_logging(settings, log_level)
+    server = ApiServer(settings, host, port, log_level=log_level)
     click.echo(f"yuqing API and dashboard on {server.url}/", err=True)
     server.serve_forever()

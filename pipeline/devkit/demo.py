@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.devkit.embedded_services import ServiceError, redis_or_valkey, spawn_child, tansu_broker
+from pipeline.devkit.progress import Advance, progress_bar, show_progress
 from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import distinct_keys, ensure_topics
@@ -180,7 +181,7 @@ def free_port(preferred: int) -> int:
     raise ServiceError("no free port for the dashboard")
 
 
-def _wait_drained(live: RedisLive, expected: int, stall_s: float) -> int:
+def _wait_drained(live: RedisLive, expected: int, stall_s: float, report: Advance | None = None) -> int:
     """Wait until ``expected`` posts are counted, for as long as the count keeps growing."""
     counted, last_progress = live.total(DAY_MINUTES), time.monotonic()
     while counted < expected and time.monotonic() - last_progress < stall_s:
@@ -188,6 +189,8 @@ def _wait_drained(live: RedisLive, expected: int, stall_s: float) -> int:
         now_counted = live.total(DAY_MINUTES)
         if now_counted > counted:
             counted, last_progress = now_counted, time.monotonic()
+            if report is not None:
+                report(counted)
     return counted
 
 
@@ -225,9 +228,12 @@ def run_demo(base: Settings, duration: float | None, requested_rate: float, live
         backfilled = backfill(settings, rate * (1 + FLOOD_ORGANIC_SHARE), seed + 2, BACKFILL_MINUTES)
         # Live only once the history is scored: the detectors have their baselines, and the crisis is
         # seen as it happens rather than behind a backlog.
-        print(f"scoring {backfilled} posts of history ({BACKFILL_MINUTES} minutes) …", file=sys.stderr)
         live = RedisLive(settings)
-        _wait_drained(live, backfilled, DRAIN_STALL_S)
+        if not show_progress(live_view):  # the bar says as much, with a count, rate and time left
+            print(f"scoring {backfilled} posts of history ({BACKFILL_MINUTES} minutes) …", file=sys.stderr)
+        description = f"scoring {BACKFILL_MINUTES} minutes of history"
+        with progress_bar(description, backfilled, enabled=live_view) as report:
+            _wait_drained(live, backfilled, DRAIN_STALL_S, report)
         feeds = DemoFeeds(settings, rate, duration, seed)
         feeds.start()
         try:

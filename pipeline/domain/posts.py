@@ -20,6 +20,19 @@ def reject(raw: bytes | str, reason: str, stage: Stage = "ingest") -> Rejection:
     return Rejection(reason=reason, stage=stage, raw=text[:10_000], rejected_at=datetime.now(UTC))
 
 
+def rejected_post_id(rejection: Rejection) -> str | None:
+    """The post id a refused record claims (a post's ``id``, a scored post's ``post.id``), for the logs;
+    None when it has none that can be read. Untrusted: it is only ever reported, never looked up."""
+    try:
+        fields = json.loads(rejection.raw)
+    except ValueError:
+        return None
+    if isinstance(fields, dict) and isinstance(fields.get("post"), dict):
+        fields = fields["post"]
+    found = fields.get("id") if isinstance(fields, dict) else None
+    return found[:200] if isinstance(found, str) else None
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:5]:

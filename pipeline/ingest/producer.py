@@ -9,6 +9,7 @@ stored only then, so a client that retries after a broker failure gets its posts
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -19,11 +20,13 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from pipeline.domain.posts import RecentIds, parse_post, pseudonymise, reject
+from pipeline.domain.posts import RecentIds, parse_post, pseudonymise, reject, rejected_post_id
 from pipeline.kafka import BrokerError, make_producer
+from pipeline.observability import metrics
 from pipeline.settings import Settings
 from schemas.records import Post, Rejection
 
+log = logging.getLogger(__name__)
 RawRecord = bytes | str | dict[str, Any]
 # Settled futures are reaped as a long-running feed goes, so its memory stays bounded without flushes.
 REAP_EVERY = 1_000
@@ -173,21 +176,33 @@ class Ingestor:
         return delivery
 
     def _record(self, sent: _Sent, delivery: Delivery) -> None:
+        metrics.POSTS_IN.labels(stage="ingest").inc()
         with self._lock:
             if sent.duplicate:
+                metrics.INGEST_DUPLICATES.inc()
                 self.stats.duplicates += 1
                 delivery.duplicates.append(sent.index)
             elif sent.failure is not None:
+                metrics.INGEST_UNSTORED.inc()
                 self.stats.unstored += 1
                 delivery.failed.append((sent.index, sent.failure))
             elif isinstance(sent.result, Post):
                 self._recent.remember(sent.result.id)
+                metrics.POSTS_OUT.labels(stage="ingest").inc()
                 self.stats.accepted += 1
                 delivery.accepted.append(sent.index)
             else:
+                metrics.count_rejections([("ingest", sent.result.reason)])
                 self.stats.rejected += 1
                 self.stats.reasons[_reason_kind(sent.result.reason)] += 1
                 delivery.rejected.append((sent.index, sent.result.reason))
+                # INFO, not WARNING: the sender is told each reason; a bad feed must not flood the log.
+                log.info(
+                    "record %d to the dead-letter topic: %s",
+                    sent.index,
+                    sent.result.reason,
+                    extra={"post_id": rejected_post_id(sent.result), "reason": _reason_kind(sent.result.reason)},
+                )
 
     def _reap(self) -> None:
         """Settle the records at the head of the queue whose answer is already in."""

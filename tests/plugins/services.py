@@ -53,6 +53,7 @@ def settings(broker: Broker, redis_url: str, test_id: str, tmp_path: Path) -> It
         redis_prefix=f"yqtest-{test_id}",
         clickhouse_url=f"chdb://{tmp_path / 'chdb'}",
         batch_max_wait_s=0.2,
+        worker_http_port=0,  # a test that probes a worker picks a free port itself
     )
     yield made
     delete_prefix(redis.Redis.from_url(redis_url, decode_responses=True), made.redis_prefix)

@@ -26,6 +26,7 @@ from pipeline.alerting.service import AlertService
 from pipeline.devkit.bench.alert_scenarios import Plan, ScenarioError, Truth, default_plan, timeline
 from pipeline.devkit.bench.environment import bench_environment
 from pipeline.devkit.demo import start_worker, stop_worker
+from pipeline.devkit.progress import progress_bar
 from pipeline.domain.subjects.model import SubjectSet, parse_subjects
 from pipeline.ingest.producer import Ingestor
 from pipeline.settings import Settings
@@ -127,7 +128,8 @@ def score(detections: list[Detection], truths: list[Truth]) -> dict[str, Any]:
     }
 
 
-def run(base: Settings, plan: Plan) -> dict[str, Any]:
+def run(base: Settings, plan: Plan, *, progress: bool = False) -> dict[str, Any]:
+    """``progress``: a bar on stderr over the simulated test slices (a terminal only)."""
     started = time.monotonic()
     pools = model_pools(base.model_path)
     overrides = {"alerts_enabled": False, "batch_max_wait_s": 0.1}  # the runner ticks, in simulated time
@@ -149,18 +151,21 @@ def run(base: Settings, plan: Plan) -> dict[str, Any]:
             test_start = start + timedelta(minutes=plan.warmup_minutes)
             sent = 0
             clock = test_start
-            for end in [test_start] + [
+            ends = [test_start] + [
                 test_start + timedelta(seconds=plan.slice_s * (i + 1))
                 for i in range(plan.test_minutes * 60 // plan.slice_s)
-            ]:
-                while sent < len(posts) and posts[sent].arrival < end:
-                    ingestor.submit(posts[sent].record)
-                    sent += 1
-                ingestor.flush()
-                _wait_counted(live, sent, window)
-                clock = end
-                ours += service.tick(clock)
-                reference += reference_tick(live, [s.subject for s in plan.scenarios], clock)
+            ]
+            with progress_bar("simulated slices", len(ends), unit="slices", enabled=progress) as advance:
+                for done, end in enumerate(ends, 1):
+                    while sent < len(posts) and posts[sent].arrival < end:
+                        ingestor.submit(posts[sent].record)
+                        sent += 1
+                    ingestor.flush()
+                    _wait_counted(live, sent, window)
+                    clock = end
+                    ours += service.tick(clock)
+                    reference += reference_tick(live, [s.subject for s in plan.scenarios], clock)
+                    advance(done)
         finally:
             ingestor.close()
             stop_worker(worker)

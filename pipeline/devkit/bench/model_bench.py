@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.devkit.progress import progress_bar
 from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.errors import YuqingError
 from pipeline.settings import BASELINE_MODEL, STUDENT_MODEL, TEACHER_MODEL
@@ -134,7 +135,12 @@ def _token_counts(scorer: Any, texts: list[str]) -> np.ndarray:
 
 
 def bench_scorer(
-    scorer: Scorer, texts: list[str], plan: Plan, max_tokens: int, peak: float | None = None
+    scorer: Scorer,
+    texts: list[str],
+    plan: Plan,
+    max_tokens: int,
+    peak: float | None = None,
+    measured: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """posts/s of ``scorer.predict`` (tokenisation included) at each batch size of ``plan``."""
     shape = _shape(scorer)
@@ -163,6 +169,7 @@ def bench_scorer(
             row["achieved_tflops"] = _significant(done / seconds / 1e12)
             row["peak_fraction"] = _significant(done / seconds / peak) if peak else None
         rows.append(row)
+        measured()
     return result | {
         "batches": rows,
         "batch1_posts_per_s": next((r["posts_per_s"] for r in rows if r["batch_size"] == 1), None),
@@ -247,8 +254,11 @@ def run(
     short: bool = False,
     options: RuntimeOptions | None = None,
     max_tokens: int = 32_768,
+    *,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Benchmark ``models`` (default: teacher and student, else the random-headed base) against the baseline."""
+    """Benchmark ``models`` (default: teacher and student, else the random-headed base) against the baseline.
+    ``progress``: a bar on stderr over the (model, batch size) measurements, updated between them."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # load reports and progress bars
@@ -264,15 +274,27 @@ def run(
     loaded = _load(models, options or RuntimeOptions())
     runtime = _runtime([scorer for _, scorer, _ in loaded])
     reference: dict[str, Any] | None = None
-    if (BASELINE_MODEL / CARD_FILE).is_file():
-        reference = {"path": str(BASELINE_MODEL)} | bench_scorer(load_scorer(BASELINE_MODEL), texts, plan, max_tokens)
+    has_reference = (BASELINE_MODEL / CARD_FILE).is_file()
+    runs = (len(loaded) + has_reference) * len(plan.batch_sizes)
     results = []
-    for path, scorer, info in loaded:
-        result = {"path": str(path)} | info | bench_scorer(scorer, texts, plan, max_tokens, runtime["peak_flops"])
-        if reference is not None:
-            result["ratio_to_reference"] = _ratio(result["best"]["posts_per_s"], reference["best"]["posts_per_s"])
-            result["batch1_ratio_to_reference"] = _ratio(result["batch1_posts_per_s"], reference["batch1_posts_per_s"])
-        results.append(result)
+    with progress_bar("measurements", runs, unit="runs", enabled=progress) as report:
+        count = iter(range(1, runs + 1))
+
+        def measured() -> None:
+            report(next(count))
+
+        if has_reference:
+            baseline = load_scorer(BASELINE_MODEL)
+            reference = {"path": str(BASELINE_MODEL)} | bench_scorer(baseline, texts, plan, max_tokens, None, measured)
+        for path, scorer, info in loaded:
+            timed = bench_scorer(scorer, texts, plan, max_tokens, runtime["peak_flops"], measured)
+            result = {"path": str(path)} | info | timed
+            if reference is not None:
+                result["ratio_to_reference"] = _ratio(result["best"]["posts_per_s"], reference["best"]["posts_per_s"])
+                result["batch1_ratio_to_reference"] = _ratio(
+                    result["batch1_posts_per_s"], reference["batch1_posts_per_s"]
+                )
+            results.append(result)
     return {
         "bench": "model",
         "short": short,

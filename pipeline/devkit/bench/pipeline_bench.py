@@ -18,6 +18,7 @@ from kafka import KafkaConsumer
 
 from pipeline.devkit.bench.environment import bench_environment
 from pipeline.devkit.demo import start_worker, stop_worker
+from pipeline.devkit.progress import progress_bar
 from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import make_producer
@@ -80,7 +81,9 @@ def _bare_consume_seconds(settings: Settings, n: int) -> float:
     return time.perf_counter() - (started or time.perf_counter())
 
 
-def bench_end_to_end(settings: Settings, n: int, log_dir: Path, timeout_s: float = 600) -> dict[str, Any]:
+def bench_end_to_end(
+    settings: Settings, n: int, log_dir: Path, timeout_s: float = 600, *, progress: bool = False
+) -> dict[str, Any]:
     """Posts are already on posts.raw; time one worker from its first counted post to the last."""
     reference = _bare_consume_seconds(settings, n)
     live = RedisLive(settings)
@@ -88,12 +91,15 @@ def bench_end_to_end(settings: Settings, n: int, log_dir: Path, timeout_s: float
     worker = start_worker(settings, log_dir / "bench-worker.log")
     first: float | None = None
     try:
-        while (counted := live.total(24 * 60)) < n:
-            if first is None and counted:
-                first = time.perf_counter()
-            if worker.poll() is not None or time.perf_counter() - launched > timeout_s:
-                raise RuntimeError(f"worker stopped or timed out at {counted}/{n}; see {log_dir}")
-            time.sleep(0.05)
+        with progress_bar("end to end", n, enabled=progress) as report:
+            while (counted := live.total(24 * 60)) < n:
+                report(counted)
+                if first is None and counted:
+                    first = time.perf_counter()
+                if worker.poll() is not None or time.perf_counter() - launched > timeout_s:
+                    raise RuntimeError(f"worker stopped or timed out at {counted}/{n}; see {log_dir}")
+                time.sleep(0.05)
+            report(counted)
     finally:
         stop_worker(worker)
     done = time.perf_counter()
@@ -107,8 +113,9 @@ def bench_end_to_end(settings: Settings, n: int, log_dir: Path, timeout_s: float
     }
 
 
-def run(posts: int, base: Settings) -> dict[str, Any]:
+def run(posts: int, base: Settings, *, progress: bool = False) -> dict[str, Any]:
+    """``progress``: a bar on stderr while the worker drains (a terminal only)."""
     with bench_environment(base, "pipeline") as (settings, workdir):
         ingest = bench_ingest(settings, _records(posts))
-        end_to_end = bench_end_to_end(settings, posts, workdir)
+        end_to_end = bench_end_to_end(settings, posts, workdir, progress=progress)
     return {"bench": "pipeline", "ingest": ingest, "end_to_end": end_to_end, "model_path": str(base.model_path)}

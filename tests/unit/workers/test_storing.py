@@ -144,3 +144,11 @@ async def test_a_post_one_sink_refused_is_not_offered_to_the_next() -> None:
     refusals = await store_all([first, second], [scored("good-1"), scored("poison-1")], run_here)
     assert [p.post.id for p, _ in refusals] == ["poison-1"]
     assert first.stored == second.stored == {"good-1"} and second.flushes == 1
+
+
+async def test_a_refused_post_is_logged_with_its_id_as_a_field(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="workers.storing"):
+        await store(PickySink(), [scored("good-1"), scored("poison-1")], run_here, sleep=no_wait)
+    named = [(r.post_id, r.sink) for r in caplog.records if hasattr(r, "post_id")]
+    assert named == [("poison-1", "picky")]
+    assert [r.batch_size for r in caplog.records if hasattr(r, "batch_size")] == [2]

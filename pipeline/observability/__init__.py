@@ -1,0 +1,1 @@
+"""Metrics every yuqing process exports (prometheus-client), declared once in ``metrics``."""
