@@ -78,6 +78,8 @@ services:
 	bash tests/services/redis.sh
 	bash tests/services/clickhouse.sh
 	bash tests/services/chromium.sh
+	bash tests/services/kubectl.sh
+	bash tests/services/promtool.sh
 
 clean:
 	rm -rf $(VENV) .yuqing .pytest_cache .mypy_cache .ruff_cache
