@@ -25,7 +25,7 @@ def rejected_post_id(rejection: Rejection) -> str | None:
     None when it has none that can be read. Untrusted: it is only ever reported, never looked up."""
     try:
         fields = json.loads(rejection.raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a depth bomb recurses once per level
         return None
     if isinstance(fields, dict) and isinstance(fields.get("post"), dict):
         fields = fields["post"]

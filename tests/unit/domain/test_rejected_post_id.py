@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pipeline.domain.posts import reject, rejected_post_id
+from tests.support.bad_inputs import BAD_INPUTS
 from tests.support.records import scored
 
 
@@ -18,3 +19,10 @@ def test_a_record_without_a_readable_id_names_none() -> None:
 
 def test_an_overlong_id_is_cut() -> None:
     assert len(rejected_post_id(reject('{"id": "%s"}' % ("x" * 5000), "invalid post")) or "") == 200
+
+
+def test_no_bad_input_breaks_the_lookup() -> None:
+    """The logs read every dead letter, so no record a producer can write may make the lookup raise."""
+    for kind, raw, _reason in BAD_INPUTS:
+        rejected_post_id(reject(raw, kind))
+    rejected_post_id(reject("[" * 100_000 + "]" * 100_000, "depth bomb"))
