@@ -4,19 +4,16 @@ stream, the Kafka topic ``alerts`` and signed webhooks, with each delivery attem
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.alerting.webhooks import verify_signature
-from pipeline.ingest.producer import Ingestor
-from pipeline.kafka import ensure_topics, read_topic
+from pipeline.kafka import read_topic
 from pipeline.settings import Settings
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import connect
-from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Alert
-from tests.support.surges import SUBJECT, history, negative_texts
+from tests.support.surges import SUBJECT, prepare_surge, produce_surge
 from tests.support.waiting import WorkerFactory, wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -33,20 +30,11 @@ def test_a_surge_is_delivered_on_every_channel(e2e_settings: Settings, workers: 
                 "alert_webhook_secret": type(e2e_settings.alert_webhook_secret)(SECRET),
             }
         )
-        ensure_topics(settings)
-        client = connect(settings)
-        SubjectStore(client, settings.redis_prefix).put(subject_from_options(SUBJECT, [SUBJECT]))
-        history(settings, 30)
-        texts = negative_texts(settings, 80)
+        texts = prepare_surge(settings)
         workers(settings)
 
-        ingestor = Ingestor(settings)
-        now = datetime.now(UTC)
-        for i, text in enumerate(texts):
-            ingestor.submit({"id": f"s{i}", "platform": "weibo", "author_id": f"angry{i}", "text": text,
-                             "event_time": now.isoformat(), "engagement": {"likes": i}})  # fmt: skip
-        assert ingestor.flush().accepted == len(texts)
-        store = AlertStore(client, settings.redis_prefix)
+        produce_surge(settings, texts)
+        store = AlertStore(connect(settings), settings.redis_prefix)
         wait_until(lambda: bool(store.find(SUBJECT)), 90, "an alert in the store")
         wait_until(lambda: len(flaky.received) >= 3 and steady.received != [], 30, "webhook deliveries")
 

@@ -10,20 +10,16 @@ later resolves the alert A opened.
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.ingest.producer import Ingestor
-from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import connect
-from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Alert
-from tests.support.surges import SUBJECT, history, negative_texts
+from tests.support.surges import SUBJECT, prepare_surge, produce_surge
 from tests.support.waiting import WorkerFactory, wait_until
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -47,25 +43,16 @@ def test_a_leader_killed_mid_incident_hands_its_alert_over(
                 "alert_webhook_secret": type(e2e_settings.alert_webhook_secret)(SECRET),
             }
         )
-        ensure_topics(settings)
-        client = connect(settings)
-        SubjectStore(client, settings.redis_prefix).put(subject_from_options(SUBJECT, [SUBJECT]))
-        history(settings, 30)
-        texts = negative_texts(settings, 80)
+        texts = prepare_surge(settings)
         leader = workers(settings)
 
-        ingestor = Ingestor(settings)
-        now = datetime.now(UTC)
-        for i, text in enumerate(texts):
-            ingestor.submit({"id": f"s{i}", "platform": "weibo", "author_id": f"angry{i}", "text": text,
-                             "event_time": now.isoformat()})  # fmt: skip
-        assert ingestor.flush().accepted == len(texts)
+        produce_surge(settings, texts)
         wait_until(lambda: receiver.received != [], 120, "the leader's first delivery attempt")
         workers(settings)  # the successor joins the group
         leader.send_signal(signal.SIGKILL)  # waiting to retry "opened": persisted, not delivered
         leader.wait(10)
 
-        store = AlertStore(client, settings.redis_prefix)
+        store = AlertStore(connect(settings), settings.redis_prefix)
         wait_until(lambda: any(a.state == "resolved" for a in store.find(SUBJECT)), 300, "the alert resolved")
         wait_until(lambda: len(delivered(receiver)) >= 2, 60, "the resolution delivered")
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+from pipeline.ingest.producer import Ingestor
+from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
-from pipeline.stores.redis.live import RedisSink
+from pipeline.stores.redis.live import RedisSink, connect
+from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from schemas.records import Post, ScoredPost, SentimentProbabilities
 from training.corpora import text_pools
 from workers.scoring.loading import load_scorer
@@ -46,3 +49,21 @@ def history(settings: Settings, minutes: int) -> None:
     sink = RedisSink(settings)
     sink.add(posts)
     sink.flush()
+
+
+def prepare_surge(settings: Settings, n: int = 80) -> list[str]:
+    """The topics, the monitored subject and its quiet past; the ``n`` negative texts that make it surge."""
+    ensure_topics(settings)
+    SubjectStore(connect(settings), settings.redis_prefix).put(subject_from_options(SUBJECT, [SUBJECT]))
+    history(settings, 30)
+    return negative_texts(settings, n)
+
+
+def produce_surge(settings: Settings, texts: list[str]) -> None:
+    """The texts as posts of this moment, each by its own author, through ingest."""
+    ingestor = Ingestor(settings)
+    now = datetime.now(UTC)
+    for i, text in enumerate(texts):
+        ingestor.submit({"id": f"s{i}", "platform": "weibo", "author_id": f"angry{i}", "text": text,
+                         "event_time": now.isoformat(), "engagement": {"likes": i}})  # fmt: skip
+    assert ingestor.flush().accepted == len(texts)

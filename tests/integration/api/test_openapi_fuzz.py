@@ -79,6 +79,18 @@ SUBJECTS = ("云帆", "星河", "0")
 ALERT_IDS = ("a1", "a2", "0")
 
 
+def fuzzing(max_examples: int) -> hypothesis.settings:
+    """Repeatable runs (derandomized, no example database) with no per-example deadline: the requests
+    reach real stores."""
+    return hypothesis.settings(
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+    )
+
+
 def _description() -> dict[str, object]:
     """The OpenAPI description, from an app that is never served (it opens no connection)."""
     app = create_app(Settings(redis_prefix="yqtest-openapi-unused"))
@@ -188,13 +200,7 @@ def test_the_fuzzed_description_is_the_served_one(fuzzed_api: Served) -> None:
 
 
 @schema.parametrize()
-@hypothesis.settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
+@fuzzing(MAX_EXAMPLES)
 def test_every_operation_answers_as_described(case: GeneratedCase, fuzzed_api: Served) -> None:
     response = case.call_and_validate(base_url=fuzzed_api.url, headers=ADMIN, checks=CHECKS)
     ANSWERED[(_run(fuzzed_api.settings), case.operation.label, response.status_code)] += 1
@@ -270,13 +276,7 @@ def api_without_a_store(request: pytest.FixtureRequest, redis_url: str) -> Itera
 
 
 @schema.parametrize()
-@hypothesis.settings(
-    max_examples=MAX_EXAMPLES // 5,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
+@fuzzing(MAX_EXAMPLES // 5)
 def test_every_operation_answers_as_described_without_a_store(case: GeneratedCase, api_without_a_store: Served) -> None:
     response = case.call_and_validate(base_url=api_without_a_store.url, headers=ADMIN, checks=DOWN_CHECKS)
     down = (
@@ -318,13 +318,7 @@ def test_the_fuzzed_ingest_description_is_the_served_one(ingest_app: FastAPI) ->
 
 
 @ingest_schema.parametrize()
-@hypothesis.settings(
-    max_examples=MAX_EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=list(hypothesis.HealthCheck),
-)
+@fuzzing(MAX_EXAMPLES)
 def test_every_ingest_operation_answers_as_described(case: GeneratedCase, ingest_app: FastAPI) -> None:
     response = case.call_and_validate(app=ingest_app, checks=CHECKS)
     guarded = bool(ingest_app.state.tokens)
