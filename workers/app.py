@@ -29,7 +29,7 @@ from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
 from pipeline.stores.redis.live import connect
 from pipeline.stores.redis.subjects import SubjectStore
-from pipeline.stores.sink import Sink
+from pipeline.stores.sink import Sink, SinkError
 from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.preparer import Preparer
@@ -246,6 +246,15 @@ class Worker:
             for sink in self._sinks:
                 await loop.run_in_executor(self._sink_executor, sink.close)
 
+    def prepare_sinks(self) -> None:
+        """Migrate the stores' schemas before joining the group, in the sink thread (chDB's session lives
+        there). A store not reachable yet is prepared by its first flush, which retries until it is."""
+        for sink in self.sinks:
+            try:
+                self._sink_executor.submit(sink.prepare).result()
+            except SinkError as exc:
+                log.warning("%s sink not ready at start, its first flush will retry: %s", sink.name, exc)
+
     async def _in_sink_thread(self, call: Callable[[], None]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._sink_executor, call)
 
@@ -285,6 +294,7 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
         log.warning("dashboard and API at %s/", worker.api.url)
     # Load the model and jieba before joining the group, so the first batch is not slow.
     _ = worker.runtime, worker.preparer
+    worker.prepare_sinks()
     faust_worker = _BoundedStopWorker(
         worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s, settings=settings
     )

@@ -31,6 +31,11 @@ class Sink(Protocol):
 
     name: str
 
+    def prepare(self) -> None:
+        """Get the store ready to be written (its schema); ``SinkError`` when it cannot yet, and then
+        the first flush prepares it."""
+        ...
+
     def add(self, posts: Sequence[ScoredPost]) -> None: ...
 
     def flush(self) -> None: ...

@@ -146,15 +146,24 @@ class ClickHouseSink(_OnEngine):
             raise SinkRefused(f"clickhouse cannot hold a post of this batch: {exc}") from exc
         self._rows.extend(rows)
 
+    def prepare(self) -> None:
+        try:
+            self._prepare()
+        except Exception as exc:
+            raise SinkError(f"clickhouse is not ready: {exc}") from exc
+
+    def _prepare(self) -> None:
+        if not self._schema_ready:
+            migrate(self._engine, redis_url=self._redis_url)
+            if self._retention_days is not None:
+                apply_retention(self._engine, self._retention_days)
+            self._schema_ready = True
+
     def flush(self) -> None:
         if not self._rows:
             return
         try:
-            if not self._schema_ready:
-                migrate(self._engine, redis_url=self._redis_url)
-                if self._retention_days is not None:
-                    apply_retention(self._engine, self._retention_days)
-                self._schema_ready = True
+            self._prepare()
             seen = self._stored_ids(self._rows)
             fresh = []
             for row in self._rows:  # the first of a post in this batch too, as the Redis script counts it

@@ -152,6 +152,9 @@ class RedisSink:
         self.counted_last_flush = counted
         self._buffer.clear()
 
+    def prepare(self) -> None:
+        """Nothing to prepare: Redis needs no schema."""
+
     def discard(self) -> None:
         self._buffer.clear()
 
