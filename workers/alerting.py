@@ -14,7 +14,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +30,6 @@ from pipeline.stores.redis.subjects import SubjectStore
 
 log = logging.getLogger(__name__)
 KAFKA = "kafka"
-# Ticks missed before the worker counts as a new leader: leadership went elsewhere and came back, so
-# what it remembers of the incidents is stale.
-MISSED_TICKS_TO_RESTART = 3
 
 
 def webhook_channel(url: str) -> str:
@@ -62,7 +58,6 @@ class Alerting:
         self.webhooks = WebhookDispatcher(secret, self.store.record_delivery)
         self._in_flight: set[tuple[str, str]] = set()  # (channel, stream entry id) queued for a webhook
         self._outbox_open = False
-        self._last_tick: float | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-detect")
 
     async def tick(self, *_: Any) -> None:
@@ -85,13 +80,6 @@ class Alerting:
             for channel in (KAFKA, *self._webhooks_by_channel):
                 self.store.open_outbox(channel)
             self._outbox_open = True
-        started = time.monotonic()
-        if self._last_tick is not None and started - self._last_tick > MISSED_TICKS_TO_RESTART * max(
-            self.settings.alerts_interval_s, 1.0
-        ):
-            log.info("leading again after %.0f s: detection starts afresh", started - self._last_tick)
-            self.service.restart()
-        self._last_tick = started
         self.service.tick(datetime.now(UTC))
 
     async def _send_to_kafka(self) -> None:

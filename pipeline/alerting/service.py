@@ -15,10 +15,10 @@ A subject new to the engine (at start, when it is added, or when it returns afte
 its baseline from the closed minutes Redis still holds (``warmup_minutes``), replayed silently, so a
 restarted leader has its baselines back and re-announces nothing.
 
-A new leader (a restart, a failover, or leadership coming back after a gap) also adopts the open
-alerts its predecessor announced: their subjects are warmed up at once, an event the predecessor
-already announced is not announced again, and an alert the replayed minutes no longer hold open is
-resolved, so a receiver never waits for a "resolved" that the old leader died before sending.
+A new leader (a restart or a failover) also adopts the open alerts its predecessor announced: their
+subjects are warmed up at once, an event the predecessor already announced is not announced again,
+and an alert the replayed minutes no longer hold open is resolved, so a receiver never waits for a
+"resolved" that the old leader died before sending.
 """
 
 from __future__ import annotations
@@ -92,16 +92,11 @@ class AlertService:
         warmup_minutes: int = 120,
     ) -> None:
         self.live, self.subjects, self.store = live, subjects, store
-        self.config = config
         self.dashboard_url = dashboard_url.rstrip("/")
         self.lag = timedelta(seconds=lag_s)
         self.max_lag = timedelta(seconds=max_lag_s)
         self.warmup_minutes = warmup_minutes
-        self.restart()
-
-    def restart(self) -> None:
-        """Forget the detection state, as a new leader starts: the next tick warms up and adopts."""
-        self.engine = DetectionEngine(self.config)
+        self.engine = DetectionEngine(config)
         self._closed_until: datetime | None = None  # every minute before this one is closed
         self._last_clock: datetime | None = None
         self._muted: set[str] = set()  # ids of alerts superseded by a negative surge, until they resolve
