@@ -123,6 +123,7 @@ class History(Out):
     until: datetime
     subject: str | None
     deduplicated: bool
+    model_version: str
     rows: list[HistoryRow]
 
 

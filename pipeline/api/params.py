@@ -45,6 +45,15 @@ AlertId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\s\x00-
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size, at most {MAX_LIMIT}.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Rows to skip, at most {MAX_OFFSET}.")]
 TopN = Annotated[int, Query(ge=1, le=100, description="How many to return, at most 100.")]
+ModelVersion = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:+-]+$",
+        description="Counts and posts of this model version; left out, the serving model's.",
+    ),
+]
 Deduplicated = Annotated[
     bool, Query(description="Count each near-duplicate cluster once and leave suspected bots out.")
 ]

@@ -12,6 +12,7 @@ from pipeline.api.models import History, HistoryRow, HotWords, PostRow, Posts, T
 from pipeline.api.params import (
     Deduplicated,
     Limit,
+    ModelVersion,
     Offset,
     Platform,
     SentimentParam,
@@ -21,7 +22,9 @@ from pipeline.api.params import (
     time_range,
 )
 from pipeline.api.state import api_state
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.keys import ALL_SUBJECTS
+from schemas.records import Aggregate
 
 router = APIRouter(tags=["history"])
 RangeDep = Annotated[TimeRange, Depends(time_range)]
@@ -39,17 +42,25 @@ def history_series(
     span: RangeDep,
     subject: SubjectName | None = None,
     deduplicated: Deduplicated = False,
+    model_version: ModelVersion = None,
 ) -> History:
     """Posts per (minute, subject, platform, sentiment) with ``since <= minute < until``; leave the
-    subject out for every subject (a post with two subjects is in both)."""
+    subject out for every subject (a post with two subjects is in both). Counts are of one model
+    version: ``model_version``, or the serving model's."""
     state = api_state(request)
     name = None if subject is None else _stored(state.require_subject(subject))
-    rows = state.history(lambda h: h.minute_series(span.since, span.until, name, deduplicated=deduplicated))
+
+    def read(h: ClickHouseHistory) -> tuple[str, list[Aggregate]]:
+        version = h.serving_version() if model_version is None else model_version
+        return version, h.minute_series(span.since, span.until, name, deduplicated=deduplicated, model_version=version)
+
+    version, rows = state.history(read)
     return History(
         since=span.since,
         until=span.until,
         subject=name,
         deduplicated=deduplicated,
+        model_version=version,
         rows=[
             HistoryRow(**row.model_dump(include={"minute", "subject", "platform", "sentiment", "count"}))
             for row in rows
@@ -59,11 +70,16 @@ def history_series(
 
 @router.get("/history/hot-words", response_model=HotWords, summary="Hot words from ClickHouse")
 def history_hot_words(
-    request: Request, _who: ReadAccess, span: RangeDep, subject: SubjectName = ALL_SUBJECTS, n: TopN = 20
+    request: Request,
+    _who: ReadAccess,
+    span: RangeDep,
+    subject: SubjectName = ALL_SUBJECTS,
+    n: TopN = 20,
+    model_version: ModelVersion = None,
 ) -> HotWords:
     state = api_state(request)
     name = _stored(state.require_subject(subject))
-    words = state.history(lambda h: h.hot_words(name, span.since, span.until, n))
+    words = state.history(lambda h: h.hot_words(name, span.since, span.until, n, model_version=model_version))
     label = f"{span.since.isoformat()}..{span.until.isoformat()}"
     return HotWords(subject=subject, window=label, words=[TermCount(term=t, posts=c) for t, c in words], emerging=[])
 
@@ -79,6 +95,7 @@ def posts(
     deduplicated: Deduplicated = False,
     limit: Limit = 50,
     offset: Offset = 0,
+    model_version: ModelVersion = None,
 ) -> Posts:
     """Scored posts newest first, one page at a time; ``minute`` selects the posts of one chart
     point. Each post carries its cluster id and its duplicate and suspected-bot flags."""
@@ -95,6 +112,7 @@ def posts(
             deduplicated=deduplicated,
             limit=limit + 1,
             offset=offset,
+            model_version=model_version,
         )
     )
     return Posts(

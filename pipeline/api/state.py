@@ -18,7 +18,7 @@ from fastapi import Request
 
 from pipeline.api.errors import ApiProblem
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.keys import ALL_SUBJECTS, RedisKeys
 from pipeline.stores.redis.live import RedisLive, connect

@@ -16,6 +16,7 @@ from pipeline.cli.db import db
 from pipeline.cli.erase import erase
 from pipeline.cli.model import model
 from pipeline.cli.output import echo_json, json_option
+from pipeline.cli.rescore import rescore
 from pipeline.cli.subjects import subjects
 from pipeline.errors import YuqingError
 from pipeline.settings import get_settings
@@ -132,9 +133,17 @@ def worker(loglevel: str, with_api: bool) -> None:
 @click.option("--since", default="1h", show_default=True, help="History start: ISO time or a span back (90m, 2h).")
 @click.option("--until", default=None, help="History end (ISO time; default now).")
 @click.option("--hot-words", is_flag=True, help="The subject's top terms (and, live, emerging ones) instead.")
+@click.option("--model-version", default=None, help="History of this model version (default: the serving one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def query(
-    window: str, subject: str | None, history: bool, since: str, until: str | None, hot_words: bool, as_json: bool
+    window: str,
+    subject: str | None,
+    history: bool,
+    since: str,
+    until: str | None,
+    hot_words: bool,
+    model_version: str | None,
+    as_json: bool,
 ) -> None:
     """Rolling aggregates (Redis) or minute history (ClickHouse)."""
     from pipeline.stores.query import history_rows, parse_window, window_rows
@@ -142,16 +151,16 @@ def query(
 
     settings = get_settings()
     if history:
-        from pipeline.stores.clickhouse.sink import ClickHouseHistory
+        from pipeline.stores.clickhouse.history import ClickHouseHistory
 
         start = _parse_time(since)
         end = _parse_time(until) if until else None
         with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as store:
             if hot_words:
-                words = store.hot_words(subject, start, end)
+                words = store.hot_words(subject, start, end, model_version=model_version)
                 rows = [{"term": term, "posts": n} for term, n in words]
             else:
-                rows = history_rows(store.minute_series(start, end, subject))
+                rows = history_rows(store.minute_series(start, end, subject, model_version=model_version))
         _print_rows(rows, as_json, f"minute history since {start.isoformat()}")
         return
     from pipeline.stores.redis.live import RedisLive
@@ -297,6 +306,7 @@ main.add_command(alerts)
 main.add_command(api)
 main.add_command(erase)
 main.add_command(db)
+main.add_command(rescore)
 
 
 def run() -> None:

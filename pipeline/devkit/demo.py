@@ -249,7 +249,7 @@ def run_demo(base: Settings, duration: float | None, requested_rate: float, live
         redis_total = _wait_drained(live, ingested, DRAIN_STALL_S)
         stop_worker(worker)
         scored = len(distinct_keys(settings, settings.topic_scored))
-        from pipeline.stores.clickhouse.sink import ClickHouseHistory
+        from pipeline.stores.clickhouse.history import ClickHouseHistory
 
         with ClickHouseHistory.from_url(settings.clickhouse_url.get_secret_value()) as history:
             clickhouse_total = history.total_posts()

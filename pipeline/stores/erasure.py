@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.domain.posts import pseudonym
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import RedisLive, connect
 

@@ -11,7 +11,7 @@ from kafka import KafkaProducer
 from pipeline.domain.posts import MAX_RECORD_BYTES
 from pipeline.kafka import ensure_topics, read_topic
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from tests.support.bad_inputs import BAD_INPUTS, good
 from tests.support.waiting import WorkerFactory, wait_until

@@ -13,7 +13,7 @@ import pytest
 from pipeline.domain.text.clean import clean
 from pipeline.kafka import distinct_keys
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from schemas.records import Post
 from tests.support.feeds import N, produce

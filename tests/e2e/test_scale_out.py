@@ -16,7 +16,7 @@ from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import ensure_topics, read_topic
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from tests.support.paths import MODELS
 from tests.support.require import require_service

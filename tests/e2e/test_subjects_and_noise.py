@@ -12,7 +12,7 @@ import pytest
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import ensure_topics
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive, connect
 from pipeline.stores.redis.subjects import SubjectStore, subject_from_options
 from tests.support.waiting import WorkerFactory, wait_until

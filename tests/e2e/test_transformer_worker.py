@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from pipeline.settings import Settings
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.live import RedisLive
 from schemas.records import ScoredPost
 from tests.support.feeds import produce

@@ -19,7 +19,9 @@ Resumable statements
     rolled back: every CREATE says IF NOT EXISTS, and since 18.16 has no ADD COLUMN IF NOT EXISTS, each
     ``ALTER TABLE {db}.t ADD COLUMN c ...`` holds one column and is skipped when ``c`` is already there.
     The same rule adopts a database created before the ledger existed: its statements all turn into
-    no-ops and the ledger is filled in.
+    no-ops and the ledger is filled in. Likewise ``RENAME TABLE {db}.a TO {db}.b`` renames one table
+    and is skipped when ``b`` is already there (the rename is done). Both checks read the database as
+    it was when the migration started, so a migration should not rename to a name it creates itself.
 
 The lock
     Workers migrate on their first flush or read, so several may start at once. A server has no
@@ -65,6 +67,8 @@ LOCK_WAIT_S = 600
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+\{db\}\.(\w+)\s+ADD\s+COLUMN\s+(\w+)\s", re.IGNORECASE)
 _ANY_ADD_COLUMN = re.compile(r"\bADD\s+COLUMN\b", re.IGNORECASE)
+_RENAME = re.compile(r"^RENAME\s+TABLE\s+\{db\}\.(\w+)\s+TO\s+\{db\}\.(\w+)$", re.IGNORECASE)
+_ANY_RENAME = re.compile(r"\bRENAME\s+TABLE\b", re.IGNORECASE)
 
 
 class MigrationError(ClickHouseError):
@@ -121,7 +125,8 @@ def parse_migrations(files: Iterable[tuple[str, str]]) -> list[Migration]:
 
 
 def split_statements(migration: Migration) -> list[str]:
-    """The file's statements, comments dropped; each ADD COLUMN must stand alone so it can be skipped."""
+    """The file's statements, comments dropped; each ADD COLUMN and each RENAME TABLE must stand alone
+    so it can be skipped."""
     code = "\n".join(line for line in migration.sql.splitlines() if not line.lstrip().startswith("--"))
     statements = [part.strip() for part in code.split(";") if part.strip()]
     for statement in statements:
@@ -130,6 +135,11 @@ def split_statements(migration: Migration) -> list[str]:
             raise MigrationError(
                 f"migration {migration.version:04d}: one ADD COLUMN per ALTER statement on a {{db}} table, "
                 f"so it can be skipped when the column exists: {statement[:120]!r}"
+            )
+        if _ANY_RENAME.search(statement) and not _RENAME.match(statement):
+            raise MigrationError(
+                f"migration {migration.version:04d}: one table per RENAME TABLE {{db}}.a TO {{db}}.b, "
+                f"so it can be skipped when it is done: {statement[:120]!r}"
             )
     return statements
 
@@ -156,12 +166,16 @@ def plan(migrations: Sequence[Migration], ledger: Iterable[LedgerRow]) -> list[M
 
 def statements_to_run(migration: Migration, database: str, columns: Mapping[str, set[str]]) -> list[str]:
     """The migration's statements for ``database``, less each ADD COLUMN whose column ``columns``
-    (table → column names, as the database has them now) already holds."""
+    (table → column names, as the database has them now) already holds, and each RENAME TABLE whose
+    target table is already there."""
     database = checked_identifier(database)
     statements = []
     for statement in split_statements(migration):
         adds = _ADD_COLUMN.match(statement)
         if adds and adds[2] in columns.get(adds[1], set()):
+            continue
+        renames = _RENAME.match(statement)
+        if renames and renames[2] in columns:
             continue
         statements.append(statement.replace("{db}", database))
     return statements

@@ -1,4 +1,4 @@
-"""How long ``scored_posts`` keeps what identifies a person: a column TTL on the text, the author id
+"""How long ``scored_posts`` (and ``scored_posts_v2``) keeps what identifies a person: a column TTL on the text, the author id
 and the URL, counted from the post's event time. When it expires, ClickHouse blanks those columns
 at its next merge and keeps the rest (sentiment, subjects, terms, counts), so history stays exact.
 
@@ -37,13 +37,16 @@ def apply_retention(engine: Engine, days: int) -> None:
         if days:
             log.warning("ClickHouse %s has no column TTL: personal data is kept until `yuqing erase`", version)
         return
-    (table,) = engine.select(
-        "SELECT create_table_query AS q FROM system.tables WHERE database = {db:String} AND name = 'scored_posts'",
+    # scored_posts_v2 is the table the model-version upgrade (migration 0003) kept: its text ages out too.
+    tables = engine.select(
+        "SELECT name, create_table_query AS q FROM system.tables"
+        " WHERE database = {db:String} AND name IN ('scored_posts', 'scored_posts_v2')",
         {"db": engine.database},
     )
-    for column in PERSONAL_COLUMNS:
-        if current_ttl_days(table["q"], column) == (days or None):
-            continue
-        change = f"String TTL event_time + INTERVAL {days} DAY" if days else "REMOVE TTL"
-        engine.execute(f"ALTER TABLE {engine.database}.scored_posts MODIFY COLUMN {column} {change}")
-        log.info("scored_posts.%s: %s", column, f"kept {days} days" if days else "kept without limit")
+    for table in tables:
+        for column in PERSONAL_COLUMNS:
+            if current_ttl_days(table["q"], column) == (days or None):
+                continue
+            change = f"String TTL event_time + INTERVAL {days} DAY" if days else "REMOVE TTL"
+            engine.execute(f"ALTER TABLE {engine.database}.{table['name']} MODIFY COLUMN {column} {change}")
+            log.info("%s.%s: %s", table["name"], column, f"kept {days} days" if days else "kept without limit")

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from tests.support.api import ADMIN_TOKEN, TOKENS, Served, ServeFactory, assert_problem, bearer, make_alert, save_alert
 from tests.support.records import now_minute, scored, write_history, write_live
 

@@ -102,3 +102,33 @@ def test_history_ranges_are_checked(history_api: Served) -> None:
     assert_problem(client.get("/api/v1/posts", params={"minute": "1970-01-01T00:00"}), 400, "2000-2100")
     naive = client.get("/api/v1/posts", params={"since": "2026-01-01T00:00", "until": "2026-01-02T00:00"})
     assert naive.status_code == 200 and naive.json()["since"].startswith("2026-01-01T00:00:00")
+
+
+def test_history_reads_the_serving_version_unless_asked_for_another(history_api: Served, clickhouse_url: str) -> None:
+    """A re-score of the same posts by model version "2" sits beside the serving version "1"."""
+    minute = now_minute() - timedelta(minutes=2)
+    rescored = [
+        scored(f"y{i:02d}", "positive", ("云帆",), at=minute + timedelta(seconds=2 * i), terms=("好评",))
+        for i in range(25)
+    ]
+    write_history(clickhouse_url, [p.model_copy(update={"model_version": "2"}) for p in rescored])
+    client = history_api.client
+    since = (now_minute() - timedelta(minutes=10)).isoformat()
+
+    def sentiments(**params: str) -> dict[str, int]:
+        body = client.get("/api/v1/history/series", params={"since": since, "subject": "云帆", **params}).json()
+        counts: dict[str, int] = {}
+        for row in body["rows"]:
+            counts[row["sentiment"]] = counts.get(row["sentiment"], 0) + row["count"]
+        return {"version": body["model_version"], **counts}
+
+    assert sentiments() == {"version": "1", "negative": 20, "positive": 5}
+    assert sentiments(model_version="1") == sentiments()
+    assert sentiments(model_version="2") == {"version": "2", "positive": 25}
+    words = client.get(
+        "/api/v1/history/hot-words", params={"since": since, "subject": "云帆", "model_version": "2"}
+    ).json()
+    assert [(w["term"], w["posts"]) for w in words["words"]] == [("好评", 25)]
+    posts = client.get("/api/v1/posts", params={"subject": "云帆", "model_version": "2", "limit": 500}).json()
+    assert len(posts["posts"]) == 25 and {p["sentiment"] for p in posts["posts"]} == {"positive"}
+    assert_problem(client.get("/api/v1/posts", params={"model_version": "bad version!"}), 400, "model_version")

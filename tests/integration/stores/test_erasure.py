@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from pipeline.settings import Settings, settings_env
-from pipeline.stores.clickhouse.sink import ClickHouseHistory
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.redis.alerts import AlertStore
 from pipeline.stores.redis.live import RedisLive
 from tests.support.api import make_alert

@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from pipeline.stores.clickhouse.engines import Engine, open_engine
+from pipeline.stores.clickhouse.history import ClickHouseHistory
 from pipeline.stores.clickhouse.migrations import (
     LEDGER,
     Applied,
@@ -33,7 +34,7 @@ from pipeline.stores.clickhouse.migrations import (
     redis_lock,
     statements_to_run,
 )
-from pipeline.stores.clickhouse.sink import COLUMNS, ClickHouseHistory, ClickHouseSink, scored_post_row
+from pipeline.stores.clickhouse.sink import COLUMNS, ClickHouseSink, scored_post_row
 from tests.support.records import now_minute, scored
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -216,3 +217,95 @@ def test_yuqing_db_migrate_prints_what_it_applied(clickhouse_server_url: str, re
         engine = open_engine(url)
         engine.execute(f"DROP DATABASE IF EXISTS {database}")
         engine.close()
+
+
+def rollup_counts(engine: Engine, table: str, by_version: bool) -> dict[tuple[str, ...], int]:
+    """Distinct posts per key of a rollup table (with the model version first when it has one)."""
+    version = "model_version, " if by_version else ""
+    key = "term" if table.startswith("hot_words") else "sentiment"
+    rows = engine.select(
+        f"SELECT {version}subject, {key} AS k, uniqExactMerge(posts) AS n FROM {engine.database}.{table}"
+        f" GROUP BY {version}subject, k"
+    )
+    return {
+        tuple(str(row[c]) for c in (["model_version"] if by_version else []) + ["subject", "k"]): int(row["n"])
+        for row in rows
+    }
+
+
+def summed_over_versions(counts: dict[tuple[str, ...], int]) -> dict[tuple[str, ...], int]:
+    """Per-version counts with the version left out; each post here has one version, so they add up."""
+    total: dict[tuple[str, ...], int] = {}
+    for key, n in counts.items():
+        total[key[1:]] = total.get(key[1:], 0) + n
+    return total
+
+
+def test_a_0002_database_with_rows_gets_model_version_keys_and_keeps_every_row_and_count(engine: Engine) -> None:
+    """A database at 0002 holds posts of two model versions (a roll-out), replays and flagged posts; 0003
+    keeps every row and every count, now split by version, and resuming it changes nothing."""
+    shipped = load_migrations()
+    migrate(engine, migrations=shipped[:2])
+    minute = now_minute() - timedelta(minutes=30)
+    posts = [
+        scored(
+            f"p-{i}",
+            ("negative", "neutral", "positive")[i % 3],
+            ("云帆",) if i % 2 else ("云帆", "星河"),
+            at=minute + timedelta(seconds=7 * i),
+            terms=("停电", "涨价")[: 1 + i % 2],
+            duplicate=i % 5 == 0,
+            bot=i % 7 == 0,
+        )
+        for i in range(120)
+    ]
+    rows = [scored_post_row(post) for post in posts]
+    version_at = COLUMNS.index("model_version")
+    rows = [(*row[:version_at], "old" if i < 70 else "new", *row[version_at + 1 :]) for i, row in enumerate(rows)]
+    engine.insert("scored_posts", COLUMNS, rows + rows[:25])  # a replay: 25 rows twice
+    tables = ("minute_rollup", "minute_rollup_deduplicated", "hot_words")
+    before = {table: rollup_counts(engine, table, by_version=False) for table in tables}
+    assert sum(before["minute_rollup"].values()) == 120 + 60  # half the posts have two subjects
+
+    applied = migrate(engine)
+
+    assert [done.version for done in applied] == [3]
+    keys = engine.select(
+        "SELECT name, sorting_key FROM system.tables WHERE database = {db:String}", {"db": engine.database}
+    )
+    sorting = {str(row["name"]): str(row["sorting_key"]) for row in keys}
+    assert sorting["scored_posts"] == "minute, model_version, post_id"
+    assert sorting["minute_rollup"].startswith("minute, model_version")
+    assert "model_version" in sorting["hot_words"]
+    stored = engine.select(
+        f"SELECT model_version, uniqExact(post_id) AS n FROM {engine.database}.scored_posts GROUP BY model_version"
+    )
+    assert {str(row["model_version"]): int(row["n"]) for row in stored} == {"old": 70, "new": 50}
+    kept = engine.select(f"SELECT uniqExact(post_id) AS n FROM {engine.database}.scored_posts_v2")
+    assert int(kept[0]["n"]) == 120  # the table as it was stays, for a later release to drop
+    after = {table: rollup_counts(engine, table, by_version=True) for table in tables}
+    for table in tables:
+        assert summed_over_versions(after[table]) == before[table], table
+    assert {key[0] for key in after["minute_rollup"]} == {"old", "new"}
+
+    # Cut off before its ledger row: running the statements again is harmless.
+    for statement in statements_to_run(shipped[2], engine.database, schema_columns(engine)):
+        engine.execute(statement)
+    assert {table: rollup_counts(engine, table, by_version=True) for table in tables} == after
+    history = ClickHouseHistory(engine=engine)
+    assert history.total_posts(model_version="old") == 70
+    assert history.total_posts(model_version="new") == 50
+    assert sum(history.subject_sentiment_counts(model_version="old").values()) == after_total(after, "old")
+    # An erasure reaches the copy the upgrade kept too.
+    history.erase_author("a-p-3")
+    for table in ("scored_posts", "scored_posts_v2"):
+        left = engine.select(f"SELECT count() AS n FROM {engine.database}.{table} WHERE author_id = 'a-p-3'")
+        assert int(left[0]["n"]) == 0, table
+
+
+def schema_columns(engine: Engine) -> dict[str, set[str]]:
+    return {table: {name for name, _ in columns} for table, columns in schema(engine).items()}
+
+
+def after_total(after: dict[str, dict[tuple[str, ...], int]], version: str) -> int:
+    return sum(n for key, n in after["minute_rollup"].items() if key[0] == version)

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.settings import Settings
 from pipeline.stores.clickhouse.engines import is_data_error, open_engine
-from pipeline.stores.clickhouse.sink import ClickHouseHistory, ClickHouseSink
+from pipeline.stores.clickhouse.history import ClickHouseHistory
+from pipeline.stores.clickhouse.sink import ClickHouseSink
 from pipeline.stores.redis.live import RedisLive, RedisSink
 from pipeline.stores.sink import SinkError, SinkRefused
 from schemas.records import ScoredPost

@@ -126,3 +126,32 @@ def test_shipped_migrations_run_on_clickhouse_18_16() -> None:
     for unsupported in ("TTL", "DateTime64", "LowCardinality", "Map(", "SimpleAggregateFunction"):
         assert unsupported not in code
     assert "ADD COLUMN IF NOT EXISTS" not in code.upper()
+
+
+def test_a_rename_already_done_is_not_run_again() -> None:
+    renames = parse_migrations(
+        [("0001_first.sql", ONE), ("0002_swap.sql", "RENAME TABLE {db}.t TO {db}.t_old;\n" + ONE)]
+    )[1]
+    fresh = statements_to_run(renames, "hist", {"t": {"a"}})
+    assert fresh[0] == "RENAME TABLE hist.t TO hist.t_old" and len(fresh) == 2
+    resumed = statements_to_run(renames, "hist", {"t": {"a"}, "t_old": {"a"}})
+    assert [s.split()[0] for s in resumed] == ["CREATE"]
+
+
+def test_a_rename_of_several_tables_in_one_statement_is_refused() -> None:
+    with pytest.raises(MigrationError, match="one table per RENAME"):
+        parse_migrations([("0001_first.sql", ONE + ";RENAME TABLE {db}.t TO {db}.u, {db}.v TO {db}.w")])
+
+
+def test_the_newest_scored_posts_table_has_the_sink_columns_and_the_model_version_in_its_key() -> None:
+    creates = [
+        statement
+        for migration in load_migrations()
+        for statement in split_statements(migration)
+        if statement.startswith("CREATE TABLE IF NOT EXISTS {db}.scored_posts\n")
+    ]
+    newest = creates[-1]
+    body = newest[newest.index("(") + 1 : newest.index("ENGINE")]
+    columns = [line.split()[0] for line in body.splitlines() if line.strip() and line.strip() != ")"]
+    assert tuple(columns) == COLUMNS
+    assert "ORDER BY (minute, model_version, post_id)" in newest
