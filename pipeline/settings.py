@@ -9,11 +9,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The default scorer is the distilled Transformer student committed with the code (under 25 MB).
-# The TF-IDF baseline, rebuilt from packages (make model), is the reference of evals and benches.
-STUDENT_MODEL = Path(__file__).resolve().parents[1] / "models" / "student"
-BASELINE_MODEL = Path(".yuqing/models/baseline")
-TEACHER_MODEL = Path(".yuqing/models/teacher")  # trained here by `yuqing model train`, not committed
+from pipeline.model_paths import BASELINE_MODEL, STUDENT_MODEL, TEACHER_MODEL
+
+__all__ = ["BASELINE_MODEL", "STUDENT_MODEL", "TEACHER_MODEL", "Settings", "get_settings", "settings_env"]
 
 
 class Settings(BaseSettings):

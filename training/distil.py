@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast
 
-from pipeline.settings import TEACHER_MODEL
+from pipeline.model_paths import TEACHER_MODEL
 from training import vocab_trim
 from training.corpora import LABELS, Split
 from training.folders import (
@@ -33,6 +33,7 @@ from training.folders import (
     TEXT_PREFIX,
     CorpusLimit,
     folder_bytes,
+    oversampled,
     predict_logits,
     prefixed,
     read_json,
@@ -183,7 +184,8 @@ def distil(
     temperature: float = 2.0,
     alpha: float = 0.7,
     limit_per_corpus: CorpusLimit = None,
-    val_limit_per_corpus: int | None = 400,
+    oversample: dict[str, int] | None = None,
+    val_limit_per_corpus: CorpusLimit = 400,
     test_limit_per_corpus: int | None = None,
     resume: bool = True,
     train_embeddings: bool = False,
@@ -209,7 +211,7 @@ def distil(
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     teacher = AutoModelForSequenceClassification.from_pretrained(teacher_dir, dtype=torch.float32).to(device)
     teacher.eval()
-    train = split_examples("train", limit_per_corpus, config.seed)
+    train = oversampled(split_examples("train", limit_per_corpus, config.seed), oversample)
     validation = split_examples("validation", val_limit_per_corpus, config.seed)
     texts = prefixed(e.text for e in train)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,6 +244,7 @@ def distil(
         "temperature": temperature,
         "alpha": alpha,
         "limit_per_corpus": limit_per_corpus,
+        "oversample": oversample,
         "max_length": max_length,
         "train_embeddings": train_embeddings,
     }

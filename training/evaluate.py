@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.settings import STUDENT_MODEL, TEACHER_MODEL
-from training.corpora import SPLIT_SEED, Example
+from pipeline.model_paths import STUDENT_MODEL, TEACHER_MODEL
+from training.corpora import CORPORA, SPLIT_SEED, Example, load_corpus
 from training.folders import CARD_FILE, corpus_metrics, labels_of, predict_logits, read_json, split_examples
 
 DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
@@ -96,6 +96,31 @@ def baseline_metrics(tests: list[Example], seed: int, train_limit: int | None) -
     }
 
 
+def baseline_leave_one_out(seed: int) -> dict[str, Any]:
+    """For each corpus, the baseline trained on every other corpus's train split and tested on this one's test
+    split: how the recipe does on a domain it never saw."""
+    from training.baseline import build_pipeline, evaluate
+    from workers.scoring.baseline import prepare
+
+    scores: dict[str, Any] = {}
+    for held_out in CORPORA:
+        train = [e for name in CORPORA if name != held_out for e in load_corpus(name) if e.split == "train"]
+        pipeline = build_pipeline(seed)
+        pipeline.fit([prepare(e.text) for e in train], [e.label for e in train])
+        tests = [e for e in load_corpus(held_out) if e.split == "test"]
+        scores[held_out] = evaluate(pipeline, {held_out: tests})[held_out]
+    return scores
+
+
+def leave_one_out(card: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any] | None:
+    """A model's recipe trained without each corpus (recorded in its card by the recipe that made it) against
+    the baseline trained the same way."""
+    recipe = card.get("leave_one_out")
+    if not recipe:
+        return None
+    return {"recipe": recipe.get("recipe"), "metrics": compare(recipe["metrics"], baseline)}
+
+
 def compare(metrics: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, values in metrics.items():
@@ -116,6 +141,7 @@ def evaluate_models(
     """Per-corpus test accuracy and macro-F1 of each folder and of a freshly trained baseline."""
     tests = split_examples("test", test_limit_per_corpus, seed)
     baseline = baseline_metrics(tests, seed, baseline_train_limit)
+    baseline["leave_one_out"] = baseline_leave_one_out(seed)
     texts = [e.text for e in tests]
     models = []
     for folder in folders:
@@ -124,7 +150,15 @@ def evaluate_models(
         predicted = predict(texts)
         seconds = time.perf_counter() - started
         metrics = compare(corpus_metrics(tests, predicted), baseline["metrics"])
-        models.append({**info, "texts_per_second": round(len(texts) / seconds, 2), "metrics": metrics})
+        card = read_json(Path(folder) / CARD_FILE) or {}
+        models.append(
+            {
+                **info,
+                "texts_per_second": round(len(texts) / seconds, 2),
+                "metrics": metrics,
+                "leave_one_out": leave_one_out(card, baseline["leave_one_out"]),
+            }
+        )
     sizes = {name: int(m["n"]) for name, m in baseline["metrics"].items()}
     return {"split": "test", "seed": seed, "test_examples": sizes, "baseline": baseline, "models": models}
 
@@ -139,4 +173,13 @@ def table(report: dict[str, Any]) -> str:
         for name, m in model["metrics"].items():
             flag = "yes" if m["beats_baseline"] else "no"
             lines.append(f"{label:<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}  {flag}")
+    lines.append("leave one corpus out (trained without it, tested on it):")
+    for name, m in report["baseline"]["leave_one_out"].items():
+        lines.append(f"{'baseline (TF-IDF + LR)':<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}")
+    for model in report["models"]:
+        for name, m in ((model.get("leave_one_out") or {}).get("metrics") or {}).items():
+            flag = "yes" if m["beats_baseline"] else "no"
+            lines.append(
+                f"{model['model_id'] + ' recipe':<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}  {flag}"
+            )
     return "\n".join(lines)

@@ -62,6 +62,13 @@ def split_examples(split: Split, limit_per_corpus: CorpusLimit = None, seed: int
     ]
 
 
+def oversampled(examples: list[Example], repeats: dict[str, int] | None) -> list[Example]:
+    """Each example of a corpus named in ``repeats`` that many times (a small in-domain corpus weighs more)."""
+    if not repeats:
+        return examples
+    return [e for e in examples for _ in range(repeats.get(e.corpus, 1))]
+
+
 def _cap(limit: CorpusLimit, corpus: str) -> int | None:
     return limit.get(corpus) if isinstance(limit, dict) else limit
 

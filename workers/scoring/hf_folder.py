@@ -46,6 +46,9 @@ class FolderSpec:
     columns: tuple[int | None, int | None, int | None]
     max_length: int
     text_prefix: str
+    # Logits are divided by it before the softmax: fitted on dev data (the card's "calibration"), it makes
+    # the probabilities mean what they say; the argmax, hence the sentiment, is the same at any value.
+    temperature: float = 1.0
 
 
 def sentiment_of(name: object) -> Sentiment | None:
@@ -129,4 +132,12 @@ def read_spec(folder: Path, card: Mapping[str, Any], config: Any, labels: Sequen
         columns=map_labels(names, folder),
         max_length=limit,
         text_prefix=prefix if isinstance(prefix, str) else "",
+        temperature=_temperature(card, folder),
     )
+
+
+def _temperature(card: Mapping[str, Any], folder: Path) -> float:
+    value = (card.get("calibration") or {}).get("temperature", 1.0)
+    if not isinstance(value, int | float) or not 0.05 <= value <= 20:
+        raise ModelNotFoundError(f"model at {folder}: calibration temperature {value!r} is not a number in [0.05, 20]")
+    return float(value)

@@ -123,7 +123,7 @@ class TransformerScorer:
             batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
         output = self.model(**encoded, output_hidden_states=True)
-        probabilities = output.logits.float().softmax(dim=-1)
+        probabilities = (output.logits.float() / self.spec.temperature).softmax(dim=-1)
         hidden = output.hidden_states[-1].float()
         mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)

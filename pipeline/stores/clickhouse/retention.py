@@ -1,6 +1,6 @@
-"""How long ``scored_posts`` (and ``scored_posts_v2``) keeps what identifies a person: a column TTL on the text, the author id
-and the URL, counted from the post's event time. When it expires, ClickHouse blanks those columns
-at its next merge and keeps the rest (sentiment, subjects, terms, counts), so history stays exact.
+"""How long ``scored_posts`` (and ``scored_posts_v2``) keeps what identifies a person: a column TTL on
+the text, the author id and the URL, counted from the post's event time. When it expires, ClickHouse blanks those
+columns at its next merge and keeps the rest (sentiment, subjects, terms, counts), so history stays exact.
 
 Column TTL needs ClickHouse 19.6 or newer; on an older server the retention is skipped with a
 warning, and ``yuqing erase`` remains the way to remove someone's posts.
