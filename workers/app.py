@@ -25,6 +25,7 @@ import faust
 from pipeline.domain.posts import rejected_post_id
 from pipeline.logs import adopt_handlers
 from pipeline.observability import metrics
+from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
 from pipeline.stores.redis.live import connect
@@ -96,6 +97,8 @@ class Worker:
         self._sinks: list[Sink] | None = None
         self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
         self.flushes = 0
+        self._score_clock = StageClock("score")
+        self._aggregate_clock = StageClock("aggregate")
         self.app.agent(self.raw, name="score")(self.score_agent)
         self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
         self._loop: asyncio.AbstractEventLoop | None = None  # faust's, once it runs: what /healthz pings
@@ -154,29 +157,44 @@ class Worker:
 
     async def _score_batch(self, events: Sequence[Any]) -> None:
         s = self.settings
+        clock = self._score_clock
         started = time.perf_counter()
-        posts, rejections = decode_posts(_values(events), s.text_max_chars, self._author_key)
-        prepared, changed = await self.preparer.prepare(posts)
+        with clock.timed("decode", len(events)):
+            posts, rejections = decode_posts(_values(events), s.text_max_chars, self._author_key)
+        prepared, changed = await self.preparer.prepare(posts, clock)  # clean, segment, noise
         if changed is not None:
             await self.preparer.apply(changed, self.runtime)
-        results = await self.runtime.predict([item.model_text for item in prepared])
+        texts = [item.model_text for item in prepared]
+        with clock.timed("model", len(texts)):
+            results = await self.runtime.predict(texts)
         scored_at = datetime.now(UTC)
         elapsed_ms = (time.perf_counter() - started) * 1000
         scorer = self.runtime.scorer
         subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
         out: list[tuple[str | None, str]] = []
+        # Summed in locals (three perf_counter reads a post) and handed to the clock once, after the loop.
+        matching_s = serialising_s = 0.0
         for item, result in zip(prepared, results, strict=True):
             if isinstance(result, Unscored):
                 rejections.append(_rejection(item.post, result.reason))
                 continue
+            matching = time.perf_counter()
             assigned = assign_subjects(item, subjects, result.embedding, descriptions)
+            serialising = time.perf_counter()
             model = (scorer.model_id, scorer.model_version)
             scored = build_scored(item, result, assigned, model, scored_at, elapsed_ms)
             out.append((item.post.id, scored.model_dump_json()))
+            matching_s += serialising - matching
+            serialising_s += time.perf_counter() - serialising
+        clock.add("subjects", matching_s, len(out))
+        clock.add("serialise", serialising_s, len(out))
         predicted = time.perf_counter()
-        await _deliver(self.scored, out)
+        with clock.timed("deliver", len(out)):
+            await _deliver(self.scored, out)
         metrics.POSTS_OUT.labels(stage="score").inc(len(out))
         await self._reject(rejections)
+        clock.add("batch", time.perf_counter() - started, len(events))
+        clock.publish()
         log.debug(
             "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
             len(events),
@@ -190,15 +208,19 @@ class Worker:
         async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
             started = time.perf_counter()
             metrics.observe_batch("aggregate", len(events), started - waiting)
-            scored, rejections = decode_scored(_values(events))
+            clock = self._aggregate_clock
+            with clock.timed("decode", len(events)):
+                scored, rejections = decode_scored(_values(events))
             try:
-                refused = await store_all(self.sinks, scored, self._in_sink_thread)
+                refused = await store_all(self.sinks, scored, self._in_sink_thread, clock)
                 log.debug("aggregate batch %d: flushed in %.0f ms", len(events), (time.perf_counter() - started) * 1000)
             except Exception as exc:  # outages are waited out and refusals isolated: this is a bug
                 _fatal(f"aggregate batch failed: {exc!r}")
             rejections += [_refusal(post, reason) for post, reason in refused]
             metrics.POSTS_OUT.labels(stage="aggregate").inc(len(scored) - len(refused))
             await self._reject(rejections)
+            clock.add("batch", time.perf_counter() - started, len(events))
+            clock.publish()
             self.flushes += 1
             if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
                 _fatal(f"test crash after {self.flushes} flushes")

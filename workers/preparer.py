@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.domain.noise.filter import NoiseFilter
 from pipeline.domain.subjects.model import SubjectSet, load_subjects
 from pipeline.domain.text.segment import Segmenter
+from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
 from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
 from schemas.records import Post
@@ -49,17 +50,23 @@ class Preparer:
             log.info("subject store seeded from %s", path)
         self.segmenter.warm_up()
 
-    async def prepare(self, posts: Sequence[Post]) -> tuple[list[PreparedPost], SubjectSet | None]:
-        """The prepared posts, and the subject set when it changed (to be applied before matching)."""
+    async def prepare(
+        self, posts: Sequence[Post], clock: StageClock | None = None
+    ) -> tuple[list[PreparedPost], SubjectSet | None]:
+        """The prepared posts, and the subject set when it changed (to be applied before matching).
+        ``clock`` gets the time of each text step, from the text thread: the caller leaves it alone until
+        this returns."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._prepare_blocking, list(posts))
+        return await loop.run_in_executor(self._executor, self._prepare_blocking, list(posts), clock)
 
-    def _prepare_blocking(self, posts: list[Post]) -> tuple[list[PreparedPost], SubjectSet | None]:
+    def _prepare_blocking(
+        self, posts: list[Post], clock: StageClock | None
+    ) -> tuple[list[PreparedPost], SubjectSet | None]:
         changed = self.watcher.poll()
         if changed is not None:
             self.segmenter.add_terms(changed.all_terms())  # before this batch is segmented
         max_terms = self._settings.terms_per_post
-        return [prepare_post(post, self.segmenter, self.noise, max_terms) for post in posts], changed
+        return [prepare_post(post, self.segmenter, self.noise, max_terms, clock) for post in posts], changed
 
     async def apply(self, subjects: SubjectSet, runtime: ScoringRuntime) -> None:
         """Use ``subjects`` from now on, with their descriptions embedded by the serving model."""

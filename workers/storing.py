@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from tenacity.wait import wait_base
 
 from pipeline.observability import metrics
+from pipeline.observability.timing import StageClock
 from pipeline.stores.sink import Sink, SinkError, SinkRefused
 from schemas.records import ScoredPost
 
@@ -95,12 +96,18 @@ async def store(
         return first + await store(sink, posts[middle:], run, wait=wait, sleep=sleep)
 
 
-async def store_all(sinks: Sequence[Sink], posts: Sequence[ScoredPost], run: Run) -> list[Refusal]:
-    """Every sink in turn; a post one sink refused is not offered to the next ones."""
+async def store_all(
+    sinks: Sequence[Sink], posts: Sequence[ScoredPost], run: Run, clock: StageClock | None = None
+) -> list[Refusal]:
+    """Every sink in turn; a post one sink refused is not offered to the next ones. ``clock`` gets each
+    sink's time as ``<sink>_flush``: add and flush, retries and isolating refused posts included."""
     refusals: list[Refusal] = []
     remaining = list(posts)
     for sink in sinks:
+        started = time.perf_counter()
         refused = await store(sink, remaining, run)
+        if clock is not None and remaining:
+            clock.add(f"{sink.name}_flush", time.perf_counter() - started, len(remaining))
         if refused:
             ids = {post.post.id for post, _ in refused}
             remaining = [post for post in remaining if post.post.id not in ids]

@@ -222,12 +222,17 @@ def bench() -> None:
 
 @bench.command("pipeline")
 @click.option("--posts", type=int, default=20_000, show_default=True, help="Posts to push through.")
+@click.option(
+    "--latency-s", type=float, default=10.0, show_default=True, help="Seconds of each offered load (latency part)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
-def bench_pipeline(posts: int, as_json: bool) -> None:
-    """Ingest posts/s and end-to-end posts/s (one worker, embedded services)."""
+def bench_pipeline(posts: int, latency_s: float, as_json: bool) -> None:
+    """Ingest and end-to-end posts/s against the model alone, µs per post by stage, and event→Redis
+    latency at 50% and 80% of the measured rate (one worker, embedded services)."""
     from pipeline.devkit.bench.pipeline_bench import run as run_bench
 
-    click.echo(json.dumps(run_bench(posts, get_settings(), progress=not as_json), indent=None if as_json else 2))
+    report = run_bench(posts, get_settings(), progress=not as_json, latency_s=latency_s)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
 @bench.command("model")

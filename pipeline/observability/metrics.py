@@ -52,6 +52,15 @@ SINK_FLUSH_SECONDS = Histogram(
     "yuqing_sink_flush_seconds", "Time to store one batch in a sink, retries included.", ["sink"],
     buckets=FAST_BUCKETS,
 )  # fmt: skip
+# Where a worker's time goes, summed per stage: divided by the records, the cost of a stage per post
+# (``yuqing bench pipeline`` reads it from /metrics). Stages are a fixed set per agent: ``AGENT_STAGES``,
+# and ``<sink>_flush`` for each sink of the aggregate agent; ``batch`` is the whole batch, stages and gaps.
+AGENT_STAGES: dict[str, tuple[str, ...]] = {
+    "score": ("decode", "clean", "segment", "noise", "model", "subjects", "serialise", "deliver", "batch"),
+    "aggregate": ("decode", "batch"),
+}
+STAGE_SECONDS = Counter("yuqing_stage_seconds", "Time spent in a stage of an agent.", ["agent", "stage"])
+STAGE_RECORDS = Counter("yuqing_stage_records", "Records that went through a stage of an agent.", ["agent", "stage"])
 SINK_RETRIES = Counter("yuqing_sink_retries", "Flushes retried because the store was unavailable.", ["sink"])
 SINK_REFUSALS = Counter("yuqing_sink_refusals", "Posts a store refused (sent to the dead-letter topic).", ["sink"])
 EVENT_TO_SINK = Histogram(
@@ -110,7 +119,11 @@ def init_labels(sinks: Iterable[str] = ()) -> None:
     for stage in STAGES:
         POSTS_IN.labels(stage=stage)
         POSTS_OUT.labels(stage=stage)
+    for agent, stages in AGENT_STAGES.items():
+        for stage in stages:
+            observe_stage(agent, stage, 0.0, 0)
     for sink in sinks:
+        observe_stage("aggregate", f"{sink}_flush", 0.0, 0)
         SINK_RETRIES.labels(sink=sink)
         SINK_REFUSALS.labels(sink=sink)
     for outcome in WEBHOOK_OUTCOMES:
@@ -180,6 +193,11 @@ def observe_batch(agent: str, size: int, waited_s: float) -> None:
     BATCH_SIZE.labels(agent=agent).observe(size)
     BATCH_FILL_WAIT.labels(agent=agent).observe(waited_s)
     POSTS_IN.labels(stage=agent).inc(size)
+
+
+def observe_stage(agent: str, stage: str, seconds: float, records: int) -> None:
+    STAGE_SECONDS.labels(agent=agent, stage=stage).inc(seconds)
+    STAGE_RECORDS.labels(agent=agent, stage=stage).inc(records)
 
 
 def observe_model_call(seconds: float) -> None:

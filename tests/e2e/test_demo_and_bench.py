@@ -101,7 +101,7 @@ def wait_for_alert(dashboard: str, subject: str, timeout_s: float) -> dict[str, 
 
 
 def test_pipeline_bench_reports_rates_and_ratios(model_path: Path, redis_url: str) -> None:
-    report = run_pipeline_bench(400, Settings(model_path=model_path, redis_url=redis_url))
+    report = run_pipeline_bench(400, Settings(model_path=model_path, redis_url=redis_url), latency_s=2)
     for part in ("ingest", "end_to_end"):
         assert report[part]["posts"] == 400
         assert report[part]["posts_per_s"] > 0

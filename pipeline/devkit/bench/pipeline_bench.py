@@ -1,29 +1,60 @@
-"""Ingest and end-to-end throughput on the embedded services.
+"""Ingest and end-to-end throughput on the embedded services, where the worker's time goes, and latency.
 
 References, measured in the same run on the same broker:
 - ingest: a bare kafka-python producer sending the same bytes without validation;
-- end to end: a bare kafka-python consumer reading the same topic without doing anything.
-The ratios say what validation and the whole pipeline cost on top of the Kafka client itself.
+- end to end: a bare kafka-python consumer reading the same topic without doing anything, and the served
+  model alone on the same posts, through the worker's runtime (``e2e_over_model``).
+The ratios say what validation and the whole pipeline cost on top of the Kafka client and the model.
+
+The stage table comes from the worker's own stage counters (``yuqing_stage_seconds``), read from its
+/metrics once the backlog is stored; the latency part then offers the same worker 50% and 80% of the
+end-to-end rate just measured (``pipeline.devkit.bench.latency``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.devkit.bench import latency
 from pipeline.devkit.bench.environment import bench_environment
-from pipeline.devkit.demo import start_worker, stop_worker
+from pipeline.devkit.demo import free_port, start_worker, stop_worker
 from pipeline.devkit.progress import progress_bar
 from pipeline.devkit.synthetic import SyntheticFeed
+from pipeline.domain.text.clean import clean
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
 from pipeline.stores.redis.live import RedisLive
+from schemas.records import Post
+from workers.runtime import ScoringRuntime
+from workers.scoring.loading import load_scorer
+from workers.scoring.options import RuntimeOptions
+
+MODEL_POSTS = 4096  # at most this many posts for the model alone: enough for a steady rate, quick on a CPU
+LOADS = (0.5, 0.8)  # offered loads of the latency part, as shares of the end-to-end rate
+LATENCY_S = 10.0
+STAGE_SECONDS, STAGE_RECORDS = "yuqing_stage_seconds", "yuqing_stage_records"
+STAGE_ORDER = (
+    *("decode", "clean", "segment", "noise", "model", "subjects", "serialise", "deliver"),
+    *("redis_flush", "clickhouse_flush"),  # the worker's sinks, in the order it stores to them
+)
+STAGE_DEFINITION = (
+    "the worker's own stage counters over the end-to-end run: each stage's seconds over the records it "
+    "handled; the score agent's text stages run in its text thread, the model in its model thread, and a "
+    "sink's figure is its add and flush, retries included; 'other' is the rest of the agent's batch time "
+    "(thread hand-offs, subject reloads, dead-letter sends); the two agents and the threads overlap, so "
+    "their sum need not match the end-to-end µs per post"
+)
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -81,41 +112,156 @@ def _bare_consume_seconds(settings: Settings, n: int) -> float:
     return time.perf_counter() - (started or time.perf_counter())
 
 
-def bench_end_to_end(
-    settings: Settings, n: int, log_dir: Path, timeout_s: float = 600, *, progress: bool = False
-) -> dict[str, Any]:
-    """Posts are already on posts.raw; time one worker from its first counted post to the last."""
-    reference = _bare_consume_seconds(settings, n)
-    live = RedisLive(settings)
-    launched = time.perf_counter()
-    worker = start_worker(settings, log_dir / "bench-worker.log")
-    first: float | None = None
+def bench_model_alone(settings: Settings, records: list[bytes], limit: int = MODEL_POSTS) -> dict[str, Any]:
+    """The served model on the posts' model texts, through the runtime the worker uses (its micro-batches,
+    call planning and thread; embeddings where the model gives them), before the worker starts."""
+    posts = [Post.model_validate_json(record) for record in records[:limit]]
+    texts = [clean(post.text).content or post.text for post in posts]  # as PreparedPost.model_text
+    scorer = load_scorer(settings.model_path, options=RuntimeOptions.from_settings(settings))
+    runtime = ScoringRuntime(scorer, settings.batch_max_items, settings.batch_max_tokens, settings.scorer_threads)
+    size = settings.batch_max_items
+    batches = [texts[i : i + size] for i in range(0, len(texts), size)]
+
+    async def score_all() -> float:
+        await runtime.predict(texts[:8])  # the first call pays for allocations
+        started = time.perf_counter()
+        for batch in batches:
+            await runtime.predict(batch)
+        return time.perf_counter() - started
+
     try:
-        with progress_bar("end to end", n, enabled=progress) as report:
-            while (counted := live.total(24 * 60)) < n:
-                report(counted)
-                if first is None and counted:
-                    first = time.perf_counter()
-                if worker.poll() is not None or time.perf_counter() - launched > timeout_s:
-                    raise RuntimeError(f"worker stopped or timed out at {counted}/{n}; see {log_dir}")
-                time.sleep(0.05)
-            report(counted)
+        seconds = asyncio.run(score_all())
     finally:
-        stop_worker(worker)
+        runtime.close()
+    return {"posts": len(texts), "posts_per_s": _rate(len(texts), seconds), "batch_max_items": size}
+
+
+def bench_end_to_end(
+    settings: Settings,
+    n: int,
+    worker: subprocess.Popen[bytes],
+    launched: float,
+    log_dir: Path,
+    timeout_s: float = 600,
+    *,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Posts are already on posts.raw; time the worker from its first flush to the one that counts the last
+    post. The posts of the first flush were scored before the clock started, so they are not in the rate."""
+    live = RedisLive(settings)
+    first: float | None = None
+    counted_at_first = 0
+    with progress_bar("end to end", n, enabled=progress) as report:
+        while (counted := live.total(24 * 60)) < n:
+            report(counted)
+            if first is None and counted:
+                first, counted_at_first = time.perf_counter(), counted
+            if worker.poll() is not None or time.perf_counter() - launched > timeout_s:
+                raise RuntimeError(f"worker stopped or timed out at {counted}/{n}; see {log_dir}")
+            time.sleep(0.05)
+        report(counted)
     done = time.perf_counter()
     first = first or done
+    timed = n - counted_at_first
     return {
         "posts": n,
         "startup_s": round(first - launched, 2),
-        "posts_per_s": _rate(n, done - first),
-        "reference_consume_posts_per_s": _rate(n, reference),
-        "ratio": round(reference / (done - first), 3) if done > first else None,
+        "timed_posts": timed,
+        "posts_per_s": _rate(timed, done - first) if timed else None,
     }
 
 
-def run(posts: int, base: Settings, *, progress: bool = False) -> dict[str, Any]:
-    """``progress``: a bar on stderr while the worker drains (a terminal only)."""
-    with bench_environment(base, "pipeline") as (settings, workdir):
-        ingest = bench_ingest(settings, _records(posts))
-        end_to_end = bench_end_to_end(settings, posts, workdir, progress=progress)
-    return {"bench": "pipeline", "ingest": ingest, "end_to_end": end_to_end, "model_path": str(base.model_path)}
+def _scrape(url: str) -> dict[tuple[str, str, str], float]:
+    """The worker's stage counters: (sample name, agent, stage) → value."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, sample.labels["agent"], sample.labels["stage"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name in (STAGE_SECONDS, STAGE_RECORDS)
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+
+
+def scrape_when_stored(url: str, n: int, timeout_s: float = 60) -> dict[tuple[str, str, str], float]:
+    """The counters once every sink stored ``n`` posts: Redis flushes before ClickHouse, so the count that
+    ended the end-to-end run can come before the last ClickHouse flush is accounted."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        counters = _scrape(url)
+        stored = [v for (name, agent, stage), v in counters.items() if name == f"{STAGE_RECORDS}_total"
+                  and agent == "aggregate" and stage.endswith("_flush")]  # fmt: skip
+        if (stored and min(stored) >= n) or time.perf_counter() > deadline:
+            return counters
+        time.sleep(0.1)
+
+
+def stage_costs(counters: dict[tuple[str, str, str], float], e2e_posts_per_s: float | None) -> dict[str, Any]:
+    """µs per record of each stage, each agent's unaccounted rest as ``other``, and the end-to-end µs/post."""
+    seconds = {(agent, stage): v for (name, agent, stage), v in counters.items() if name == f"{STAGE_SECONDS}_total"}
+    records = {(agent, stage): v for (name, agent, stage), v in counters.items() if name == f"{STAGE_RECORDS}_total"}
+    table: dict[str, Any] = {"unit": "µs per post", "definition": STAGE_DEFINITION}
+    for agent in ("score", "aggregate"):
+        stages = sorted(stage for a, stage in seconds if a == agent and stage != "batch")
+        stages.sort(key=lambda stage: STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER))
+        batch_s, batch_n = seconds.get((agent, "batch"), 0.0), records.get((agent, "batch"), 0.0)
+        per_post = {stage: _us(seconds[agent, stage], records[agent, stage]) for stage in stages}
+        rest = batch_s - sum(seconds[agent, stage] for stage in stages)
+        table[agent] = {**per_post, "other": _us(rest, batch_n), "batch": _us(batch_s, batch_n)}
+    table["sum_of_batches"] = round(table["score"]["batch"] + table["aggregate"]["batch"], 1)
+    table["e2e_us_per_post"] = round(1e6 / e2e_posts_per_s, 1) if e2e_posts_per_s else None
+    return table
+
+
+def _us(seconds: float, records: float) -> float:
+    return round(seconds / records * 1e6, 1) if records else 0.0
+
+
+def bench_latency(
+    settings: Settings, worker: subprocess.Popen[bytes], capacity: float, duration_s: float
+) -> dict[str, Any]:
+    return {
+        "definition": latency.DEFINITION,
+        "capacity_posts_per_s": capacity,
+        "capacity_source": "end_to_end.posts_per_s (a backlog drained in full micro-batches)",
+        "arrivals": "evenly spaced",
+        "duration_s": duration_s,
+        "loads": [{"load": load, **latency.measure(settings, worker, load * capacity, duration_s)} for load in LOADS],
+    }
+
+
+def run(posts: int, base: Settings, *, progress: bool = False, latency_s: float = LATENCY_S) -> dict[str, Any]:
+    """``progress``: a bar on stderr while the worker drains (a terminal only). ``latency_s``: how long
+    each offered load of the latency part lasts."""
+    with bench_environment(base, "pipeline", worker_http_port=free_port(0)) as (settings, workdir):
+        records = _records(posts)
+        ingest = bench_ingest(settings, records)
+        model = bench_model_alone(settings, records)
+        reference = _bare_consume_seconds(settings, posts)
+        launched = time.perf_counter()
+        worker = start_worker(settings, workdir / "bench-worker.log")
+        try:
+            end_to_end = bench_end_to_end(settings, posts, worker, launched, workdir, progress=progress)
+            metrics_url = f"http://127.0.0.1:{settings.worker_http_port}/metrics"
+            stages = stage_costs(scrape_when_stored(metrics_url, posts), end_to_end["posts_per_s"])
+            capacity = end_to_end["posts_per_s"] or model["posts_per_s"]
+            latencies = bench_latency(settings, worker, capacity, latency_s)
+        finally:
+            stop_worker(worker)
+    ours = end_to_end["posts_per_s"]
+    end_to_end |= {
+        "reference_consume_posts_per_s": _rate(posts, reference),
+        "ratio": round(ours * reference / posts, 3) if ours else None,
+        "model_alone_posts_per_s": model["posts_per_s"],
+        "e2e_over_model": round(ours / model["posts_per_s"], 3) if ours else None,
+    }
+    return {
+        "bench": "pipeline",
+        "ingest": ingest,
+        "end_to_end": end_to_end,
+        "model_alone": model,
+        "stages": stages,
+        "latency": latencies,
+        "model_path": str(base.model_path),
+    }

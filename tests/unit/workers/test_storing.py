@@ -11,6 +11,7 @@ from functools import partial
 import pytest
 from tenacity import wait_fixed
 
+from pipeline.observability.timing import StageClock
 from pipeline.stores.sink import SinkError, SinkRefused
 from schemas.records import ScoredPost
 from tests.support.records import scored
@@ -152,3 +153,10 @@ async def test_a_refused_post_is_logged_with_its_id_as_a_field(caplog: pytest.Lo
     named = [(r.post_id, r.sink) for r in caplog.records if hasattr(r, "post_id")]
     assert named == [("poison-1", "picky")]
     assert [r.batch_size for r in caplog.records if hasattr(r, "batch_size")] == [2]
+
+
+async def test_each_sink_time_is_added_to_the_clock_for_the_posts_offered_to_it() -> None:
+    clock = StageClock("aggregate")
+    await store_all([PickySink()], [scored("good-1"), scored("poison-1")], run_here, clock)
+    seconds, records = clock.totals()["picky_flush"]
+    assert seconds >= 0 and records == 2
