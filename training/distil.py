@@ -320,3 +320,34 @@ def distil(
         "wall_seconds_this_run": round(time.perf_counter() - started, 1),
     }
     return write_card(out, card)
+
+
+def extend_vocabulary(
+    folder: Path, out: Path, corpora: tuple[str, ...] = ("social",), base: Path = Path(".yuqing/models/e5-small-base")
+) -> dict[str, Any]:
+    """A copy of a trimmed model folder whose vocabulary also holds every piece the train and validation
+    texts of ``corpora`` use (``vocab_trim.extend``); the new rows come from the e5 base. The card is kept
+    as lineage, so the next round (``yuqing model train --base OUT``) records where it came from."""
+    card = read_json(folder / CARD_FILE)
+    if card is None:
+        raise TrainingError(f"no model card at {folder / CARD_FILE}")
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
+    spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    full_spec = json.loads((base / "tokenizer.json").read_text(encoding="utf-8"))
+    full_rows = load_file(str(base / "model.safetensors"))["embeddings.word_embeddings.weight"]
+    texts = prefixed(e.text for split in ("train", "validation") for e in split_examples(split) if e.corpus in corpora)
+    before = len(spec["model"]["vocab"])
+    new_spec = vocab_trim.extend(model, spec, full_spec, full_rows, AutoTokenizer.from_pretrained(base), texts)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokenizer.json").write_text(json.dumps(new_spec, ensure_ascii=False), encoding="utf-8")
+    (out / "tokenizer_config.json").write_bytes((folder / "tokenizer_config.json").read_bytes())
+    save_model_folder(model, out, tokenizer_source=None)
+    report = {
+        "pieces_before": before,
+        "pieces_after": len(new_spec["model"]["vocab"]),
+        "from_texts_of": list(corpora),
+        "texts": len(texts),
+    }
+    return write_card(
+        out, {**{k: v for k, v in card.items() if k not in ("version", "weights_sha256")}, "vocab_extension": report}
+    )

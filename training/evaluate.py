@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.model_paths import STUDENT_MODEL, TEACHER_MODEL
-from training.corpora import CORPORA, SPLIT_SEED, Example, load_corpus
+from training.corpora import CORPORA, SPLIT_SEED, Example, Split, load_corpus
 from training.folders import CARD_FILE, corpus_metrics, labels_of, predict_logits, read_json, split_examples
 
 DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
@@ -96,7 +96,7 @@ def baseline_metrics(tests: list[Example], seed: int, train_limit: int | None) -
     }
 
 
-def baseline_leave_one_out(seed: int) -> dict[str, Any]:
+def baseline_leave_one_out(seed: int, train_limit: int | None = None) -> dict[str, Any]:
     """For each corpus, the baseline trained on every other corpus's train split and tested on this one's test
     split: how the recipe does on a domain it never saw."""
     from training.baseline import build_pipeline, evaluate
@@ -104,7 +104,7 @@ def baseline_leave_one_out(seed: int) -> dict[str, Any]:
 
     scores: dict[str, Any] = {}
     for held_out in CORPORA:
-        train = [e for name in CORPORA if name != held_out for e in load_corpus(name) if e.split == "train"]
+        train = split_examples("train", {name: 0 if name == held_out else train_limit for name in CORPORA}, seed)
         pipeline = build_pipeline(seed)
         pipeline.fit([prepare(e.text) for e in train], [e.label for e in train])
         tests = [e for e in load_corpus(held_out) if e.split == "test"]
@@ -137,11 +137,13 @@ def evaluate_models(
     seed: int = SPLIT_SEED,
     test_limit_per_corpus: int | None = None,
     baseline_train_limit: int | None = None,
+    split: Split = "test",
 ) -> dict[str, Any]:
-    """Per-corpus test accuracy and macro-F1 of each folder and of a freshly trained baseline."""
-    tests = split_examples("test", test_limit_per_corpus, seed)
+    """Per-corpus accuracy and macro-F1 of each folder and of a freshly trained baseline, on the test splits
+    (read once per released model) or the validation (dev) splits, where models are chosen."""
+    tests = split_examples(split, test_limit_per_corpus, seed)
     baseline = baseline_metrics(tests, seed, baseline_train_limit)
-    baseline["leave_one_out"] = baseline_leave_one_out(seed)
+    baseline["leave_one_out"] = baseline_leave_one_out(seed, baseline_train_limit) if split == "test" else {}
     texts = [e.text for e in tests]
     models = []
     for folder in folders:
@@ -160,7 +162,7 @@ def evaluate_models(
             }
         )
     sizes = {name: int(m["n"]) for name, m in baseline["metrics"].items()}
-    return {"split": "test", "seed": seed, "test_examples": sizes, "baseline": baseline, "models": models}
+    return {"split": split, "seed": seed, "test_examples": sizes, "baseline": baseline, "models": models}
 
 
 def table(report: dict[str, Any]) -> str:
@@ -173,7 +175,8 @@ def table(report: dict[str, Any]) -> str:
         for name, m in model["metrics"].items():
             flag = "yes" if m["beats_baseline"] else "no"
             lines.append(f"{label:<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}  {flag}")
-    lines.append("leave one corpus out (trained without it, tested on it):")
+    if report["baseline"]["leave_one_out"]:
+        lines.append("leave one corpus out (trained without it, tested on it):")
     for name, m in report["baseline"]["leave_one_out"].items():
         lines.append(f"{'baseline (TF-IDF + LR)':<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}")
     for model in report["models"]:

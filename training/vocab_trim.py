@@ -126,3 +126,38 @@ def check_alignment(old_tok: Any, new_tok: Any, keep: Sequence[int], texts: Sequ
     same = sum(1 for o, n in zip(old_ids, new_ids, strict=True) if [keep[i] for i in n] == list(o))
     pieces_match = old_tok.convert_ids_to_tokens(list(keep)) == new_tok.convert_ids_to_tokens(list(range(len(keep))))
     return {"texts": len(texts), "identical_segmentation": same, "pieces_match_rows": pieces_match}
+
+
+def extend(
+    model: Any,
+    spec: dict[str, Any],
+    full_spec: dict[str, Any],
+    full_rows: torch.Tensor,
+    full_tokenizer: Any,
+    texts: Iterable[str],
+) -> dict[str, Any]:
+    """Grow a trimmed model's vocabulary back towards the full one: every piece the full tokenizer uses on
+    ``texts`` joins the pieces the model has. A piece it had keeps its (trained) row; a new one gets the full
+    model's pretrained row. Returns the new tokenizer.json; the model's embeddings are replaced in place.
+
+    Why: a student trimmed on one set of corpora maps what those never used (emoji, new slang) to <unk>;
+    a later round on new data can only learn them once they have rows of their own."""
+    full_id = {piece: i for i, (piece, _) in enumerate(full_spec["model"]["vocab"])}
+    had = [full_id[piece] for piece, _ in spec["model"]["vocab"]]
+    needed = set(count_pieces(full_tokenizer, texts))
+    keep = sorted(set(had) | needed)
+    old = model.get_input_embeddings()
+    position = {full: i for i, full in enumerate(had)}
+    source = old.weight.detach()
+    rows = torch.stack([source[position[i]] if i in position else full_rows[i].to(source.dtype) for i in keep])
+    new_id = {full: n for n, full in enumerate(keep)}
+    pad = new_id[had[old.padding_idx]] if old.padding_idx is not None else None
+    embeddings = torch.nn.Embedding(len(keep), rows.shape[1], padding_idx=pad)
+    embeddings.weight = torch.nn.Parameter(rows.clone(), requires_grad=old.weight.requires_grad)
+    model.set_input_embeddings(embeddings)
+    model.config.vocab_size = len(keep)
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        value = getattr(model.config, name, None)
+        if value is not None:
+            setattr(model.config, name, new_id[had[value]])
+    return trim_spec(full_spec, keep)

@@ -6,7 +6,7 @@ import json
 import re
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -81,12 +81,13 @@ def build_social_command(as_json: bool) -> None:
 
 @model.command("export-corpora")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="A .jsonl.gz file to write.")
-def export_corpora_command(out: Path) -> None:
+@json_option()
+def export_corpora_command(out: Path, as_json: bool) -> None:
     """Write every corpus to one file, for training where the corpus packages are not installed
     (YUQING_CORPORA_FILE=that file)."""
     from training.corpora import export_corpora
 
-    click.echo(f"{export_corpora(out)} examples written to {out}")
+    echo_json({"examples": export_corpora(out), "out": str(out)}, as_json)
 
 
 @model.command("train-baseline")
@@ -115,6 +116,13 @@ def _loop_options(function: Any) -> Any:
             multiple=True,
             metavar="CORPUS=N",
             help="Subsample one corpus's train split (repeatable; overrides --limit-per-corpus for it).",
+        ),
+        click.option(
+            "--oversample",
+            "oversamples",
+            multiple=True,
+            metavar="CORPUS=N",
+            help="Repeat one corpus's train split N times (repeatable): a small in-domain corpus weighs more.",
         ),
         click.option(
             "--precision",
@@ -170,16 +178,24 @@ def training_precision(name: str, device: str, *, cpu_bf16: bool | None = None) 
     return "bf16" if resolve_precision("auto", torch.device(device), cpu_bf16=cpu_bf16) == "bf16" else "fp32"
 
 
+def _per_corpus(items: tuple[str, ...]) -> dict[str, int]:
+    """``CORPUS=N`` options as a dict."""
+    from training.corpora import CORPORA
+
+    found: dict[str, int] = {}
+    for item in items:
+        name, _, count = item.partition("=")
+        if name not in CORPORA or not count.isdigit():
+            raise click.BadParameter(f"{item!r}: expected CORPUS=N with CORPUS one of {', '.join(CORPORA)}")
+        found[name] = int(count)
+    return found
+
+
 def _train_limits(options: dict[str, Any]) -> Any:
     """``--limit-per-corpus`` with the ``--corpus-limit CORPUS=N`` overrides, as ``split_examples`` takes it."""
     from training.corpora import CORPORA
 
-    overrides: dict[str, int] = {}
-    for item in options["corpus_limits"]:
-        name, _, count = item.partition("=")
-        if name not in CORPORA or not count.isdigit():
-            raise click.BadParameter(f"{item!r}: expected CORPUS=N with CORPUS one of {', '.join(CORPORA)}")
-        overrides[name] = int(count)
+    overrides = _per_corpus(options["corpus_limits"])
     if not overrides:
         return options["limit_per_corpus"]
     return {name: overrides.get(name, options["limit_per_corpus"]) for name in CORPORA}
@@ -190,6 +206,7 @@ def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
     minutes = options["time_budget"]
     return {
         "limit_per_corpus": _train_limits(options),
+        "oversample": _per_corpus(options["oversamples"]) or None,
         "val_limit_per_corpus": options["val_limit_per_corpus"],
         "resume": options["resume"],
         "device": options["device"],
@@ -281,6 +298,19 @@ def distil_command(
     echo_json({k: card[k] for k in keys}, as_json)
 
 
+@model.command("extend-vocab")
+@click.option("--model", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@json_option()
+def extend_vocab_command(folder: Path, out: Path, as_json: bool) -> None:
+    """Give a trimmed student rows for every piece the corpora's train and dev texts use (new rows from the
+    e5 base), before a further round on new data."""
+    from training.distil import extend_vocabulary
+
+    card = extend_vocabulary(folder, out)
+    echo_json({"version": card["version"], **card["vocab_extension"]}, as_json)
+
+
 @model.command("calibrate")
 @click.option("--model", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
 @json_option()
@@ -296,17 +326,26 @@ def calibrate_command(folder: Path, as_json: bool) -> None:
 @click.option("--test-limit-per-corpus", type=int, default=None, help="Subsample each test split (quick checks).")
 @click.option("--baseline-limit-per-corpus", type=int, default=None, help="Subsample the baseline's training.")
 @click.option("--seed", type=int, default=13, show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="validation (dev) to choose between models; test once per released model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def eval_command(
     models: tuple[Path, ...],
     test_limit_per_corpus: int | None,
     baseline_limit_per_corpus: int | None,
     seed: int,
+    split: str,
     as_json: bool,
 ) -> None:
     """Test-split accuracy and macro-F1 per corpus: model folders vs a freshly trained TF-IDF baseline."""
+    from training.corpora import Split
     from training.evaluate import DEFAULT_MODELS, evaluate_models, table
 
     folders = list(models) or [p for p in DEFAULT_MODELS if (p / "model.json").is_file()]
-    report = evaluate_models(folders, seed, test_limit_per_corpus, baseline_limit_per_corpus)
+    report = evaluate_models(folders, seed, test_limit_per_corpus, baseline_limit_per_corpus, cast(Split, split))
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else table(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
@@ -77,3 +78,9 @@ class RunsOnDevice(Scorer, Protocol):
 def has_signal(text: object) -> bool:
     """True when the text has at least one letter or digit, in any script (emoji alone have none)."""
     return isinstance(text, str) and any(char.isalnum() for char in text)
+
+
+def has_signal_or_emoji(text: object) -> bool:
+    """``has_signal``, or a pictographic symbol (emoji and the like, Unicode category So): a Transformer
+    reads "👍" and "😡", which carry sentiment on their own, where n-gram features have nothing."""
+    return has_signal(text) or (isinstance(text, str) and any(unicodedata.category(c) == "So" for c in text))

@@ -31,7 +31,7 @@ from workers.scoring.options import (
     resolve_precision,
     torch_dtype,
 )
-from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, has_signal
+from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, has_signal_or_emoji
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class TransformerScorer:
     def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Prediction], np.ndarray]:
         results: list[Prediction] = [UNKNOWN] * len(texts)
         vectors = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
-        readable = [i for i, text in enumerate(texts) if has_signal(text)]
+        readable = [i for i, text in enumerate(texts) if has_signal_or_emoji(text)]
         if not readable:
             return results, vectors
         limit = self.max_length * CHARS_PER_TOKEN_BOUND

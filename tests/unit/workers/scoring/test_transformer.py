@@ -34,7 +34,7 @@ from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction
 from workers.scoring.transformer import TransformerScorer, load_transformer
 
 CPU = RuntimeOptions(device="cpu", precision="fp32", torch_threads=2)
-NO_SIGNAL = ["", "   \n\t ", "😀🔥👍", "!!!???。。。", "\x00\x01", "…—·"]
+NO_SIGNAL = ["", "   \n\t ", "!!!???。。。", "\x00\x01", "…—·"]  # emoji are signal: see below
 ODD_TEXTS = [
     *NO_SIGNAL,
     "\ud800 lone surrogate",
@@ -90,14 +90,21 @@ def test_any_text_gets_a_well_formed_prediction(scorer: TransformerScorer, texts
 
 
 def test_embeddings_share_the_forward_pass(scorer: TransformerScorer) -> None:
-    texts = ["物流很快，包装完好", "", "Flight delayed again, terrible service", "😀", "今日天气晴 sunny"]
+    texts = ["物流很快，包装完好", "", "Flight delayed again, terrible service", "…", "今日天气晴 sunny", "😀"]
     predictions, vectors = scorer.predict_with_embeddings(texts)
     assert vectors.shape == (len(texts), scorer.hidden_size) and vectors.dtype == np.float32
     norms = np.linalg.norm(vectors, axis=1)
-    np.testing.assert_allclose(norms[[0, 2, 4]], 1.0, atol=1e-5)
+    np.testing.assert_allclose(norms[[0, 2, 4, 5]], 1.0, atol=1e-5)
     assert norms[1] == 0 and norms[3] == 0  # nothing to embed: a zero row, never a made-up direction
     np.testing.assert_allclose(scorer.embed(texts), vectors, atol=1e-6)
     assert scorer.predict(texts) == predictions
+
+
+def test_emoji_alone_are_read_not_dropped(scorer: TransformerScorer) -> None:
+    """ "👍" or "😡" as a whole comment carries sentiment; only texts without letters, digits or pictographs
+    are unknown."""
+    predictions = scorer.predict(["😀🔥👍", "😡😡", "❤️"])
+    assert all(p != UNKNOWN for p in predictions)
 
 
 def test_padding_does_not_change_results(scorer: TransformerScorer) -> None:
