@@ -140,18 +140,23 @@ def main(argv: list[str] | None = None) -> None:
     report["base"] = build_from_packed(args.packed, base)
     teacher_dir = args.work / "teacher"
     limit = teacher_spec["limit"]
-    card = train_teacher(
-        base,
-        teacher_dir,
-        _config(teacher_spec, precision, 200),
-        max_length=teacher_spec["max_length"],
-        limit_per_corpus=limit,
-        oversample=teacher_spec["oversample"],
-        val_limit_per_corpus=teacher_spec["val_limit"],
-        resume=False,
-        train_embeddings=True,
-        device=args.device,
-    )
+
+    def teacher(out: Path, limits: Any, val_limits: Any, epochs: float, eval_every: int, budget: float | None) -> Any:
+        return train_teacher(
+            base,
+            out,
+            _config({**teacher_spec, "epochs": epochs}, precision, eval_every),
+            max_length=teacher_spec["max_length"],
+            limit_per_corpus=limits,
+            oversample=teacher_spec["oversample"],
+            val_limit_per_corpus=val_limits,
+            resume=False,
+            train_embeddings=True,
+            device=args.device,
+            time_budget_s=budget,
+        )
+
+    card = teacher(teacher_dir, limit, teacher_spec["val_limit"], teacher_spec["epochs"], 200, None)
     report["teacher"] = _summary(card)
     save()
     for rank, layers in enumerate(int(n) for n in args.students.split(",")):
@@ -187,18 +192,14 @@ def main(argv: list[str] | None = None) -> None:
             continue
         without = {name: 0 if name == held_out else limit.get(name) for name in CORPORA}
         val_without = {name: 0 if name == held_out else teacher_spec["val_limit"] for name in CORPORA}
-        card = train_teacher(
-            base,
+        # Nor is it chosen on that corpus: its validation split is left out too.
+        card = teacher(
             args.work / f"teacher-without-{held_out}",
-            _config({**teacher_spec, "epochs": teacher_spec["leave_one_out_epochs"]}, precision, 400),
-            max_length=teacher_spec["max_length"],
-            limit_per_corpus=without,
-            oversample=teacher_spec["oversample"],
-            val_limit_per_corpus=val_without,  # nor is it chosen on that corpus
-            resume=False,
-            train_embeddings=True,
-            device=args.device,
-            time_budget_s=max(left() - 30, 30),
+            without,
+            val_without,
+            teacher_spec["leave_one_out_epochs"],
+            400,
+            max(left() - 30, 30),
         )
         report.setdefault("leave_one_out", {})[held_out] = {
             "metrics": card["metrics"].get(held_out),

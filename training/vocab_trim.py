@@ -105,14 +105,19 @@ def trim(tokenizer: Any, tokenizer_json: Path, texts: Iterable[str], max_pieces:
 
 def trim_embeddings(model: Any, keep: Sequence[int]) -> None:
     """Keep only the rows of ``keep`` (new id i gets old row keep[i]) and update the config."""
+    rows = model.get_input_embeddings().weight.detach()[torch.tensor(list(keep), dtype=torch.long)].clone()
+    _replace_embeddings(model, rows, {old: new for new, old in enumerate(keep)})
+
+
+def _replace_embeddings(model: Any, rows: torch.Tensor, new_id: dict[int, int]) -> None:
+    """Give ``model`` the embedding ``rows``; ``new_id`` maps its old token ids to their new ones, for the
+    padding row and the config's special ids."""
     old = model.get_input_embeddings()
-    rows = old.weight.detach()[torch.tensor(list(keep), dtype=torch.long)].clone()
-    new_id = {o: n for n, o in enumerate(keep)}
     pad = new_id.get(old.padding_idx) if old.padding_idx is not None else None
-    new = torch.nn.Embedding(len(keep), rows.shape[1], padding_idx=pad)
+    new = torch.nn.Embedding(len(rows), rows.shape[1], padding_idx=pad)
     new.weight = torch.nn.Parameter(rows, requires_grad=old.weight.requires_grad)
     model.set_input_embeddings(new)
-    model.config.vocab_size = len(keep)
+    model.config.vocab_size = len(rows)
     for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
         value = getattr(model.config, name, None)
         if value is not None:
@@ -146,18 +151,9 @@ def extend(
     had = [full_id[piece] for piece, _ in spec["model"]["vocab"]]
     needed = set(count_pieces(full_tokenizer, texts))
     keep = sorted(set(had) | needed)
-    old = model.get_input_embeddings()
+    source = model.get_input_embeddings().weight.detach()
     position = {full: i for i, full in enumerate(had)}
-    source = old.weight.detach()
     rows = torch.stack([source[position[i]] if i in position else full_rows[i].to(source.dtype) for i in keep])
     new_id = {full: n for n, full in enumerate(keep)}
-    pad = new_id[had[old.padding_idx]] if old.padding_idx is not None else None
-    embeddings = torch.nn.Embedding(len(keep), rows.shape[1], padding_idx=pad)
-    embeddings.weight = torch.nn.Parameter(rows.clone(), requires_grad=old.weight.requires_grad)
-    model.set_input_embeddings(embeddings)
-    model.config.vocab_size = len(keep)
-    for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-        value = getattr(model.config, name, None)
-        if value is not None:
-            setattr(model.config, name, new_id[had[value]])
+    _replace_embeddings(model, rows, {i: new_id[full] for i, full in enumerate(had)})
     return trim_spec(full_spec, keep)
