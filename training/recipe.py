@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             "stopped_early": card["validation"]["stopped_early"],
         }
         save()
+    save()  # the corpora skipped after the last leave-one-out run are recorded too
 
 
 if __name__ == "__main__":
