@@ -1,12 +1,12 @@
-"""Segmentation: jieba on a private tokenizer, subject terms as words, and the hot-word filter."""
+"""Segmentation: jieba-rs on a private tokenizer, subject terms as words, and the hot-word filter."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-import jieba
 import pytest
+import rjieba
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,12 +36,13 @@ def test_subject_terms_become_single_words_without_rebuilding_jieba() -> None:
     text = clean("云帆手机这次真的让人失望，极光汽车也一样")
     before = segmenter.tokens(text)
     assert "云帆手机" not in before
-    tokenizer = segmenter._tokenizer()
+    tokenizer = segmenter._jieba
+    assert tokenizer is not None
     assert segmenter.add_terms(["云帆手机", "极光汽车", "云帆手机", " "]) == 2
     assert segmenter.add_terms(["云帆手机"]) == 0
     after = segmenter.tokens(text)
     assert "云帆手机" in after and "极光汽车" in after
-    assert segmenter._tokenizer() is tokenizer
+    assert segmenter._jieba is tokenizer
 
 
 def test_terms_added_before_jieba_is_built_are_applied_when_it_is() -> None:
@@ -55,8 +56,9 @@ def test_private_tokenizer_leaves_the_global_one_alone() -> None:
     segmenter = Segmenter()
     segmenter.add_terms(["茶语奶茶店"])
     segmenter.warm_up()
-    assert segmenter._tokenizer() is not jieba.dt
-    assert "茶语奶茶店" not in jieba.dt.FREQ
+    assert segmenter._jieba is not None and segmenter._jieba is not rjieba._DEFAULT_JIEBA
+    assert segmenter._jieba.has_word("茶语奶茶店")
+    assert not rjieba._DEFAULT_JIEBA.has_word("茶语奶茶店")
 
 
 def test_english_posts_are_split_into_lowercase_words(segmenter: Segmenter) -> None:
@@ -83,7 +85,7 @@ def test_initialisation_is_lazy_and_happens_once_across_threads() -> None:
 
     def work() -> None:
         results.append(segmenter.tokens(clean("华为手机真好用")))
-        tokenizers.append(segmenter._tokenizer())
+        tokenizers.append(segmenter._jieba)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -92,6 +94,33 @@ def test_initialisation_is_lazy_and_happens_once_across_threads() -> None:
         thread.join()
     assert len({id(t) for t in tokenizers}) == 1
     assert all(result == results[0] for result in results)
+
+
+def test_terms_can_be_added_while_another_thread_cuts() -> None:
+    # rjieba's add_word raises "Already borrowed" while a cut (which releases the GIL) is in progress.
+    segmenter = Segmenter()
+    segmenter.warm_up()
+    post = clean("华为手机真好用，云帆手机也不错。" * 300)
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def cut() -> None:
+        try:
+            while not done.is_set():
+                segmenter.tokens(post)
+        except BaseException as exc:  # reported below, in the test's own thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=cut)
+    thread.start()
+    try:
+        for i in range(200):
+            segmenter.add_terms([f"新词{i}"])
+    finally:
+        done.set()
+        thread.join()
+    assert not failures
+    assert "新词7" in segmenter.tokens(clean("这是新词7吗"))
 
 
 def test_long_posts_are_cut_to_max_chars(segmenter: Segmenter) -> None:
