@@ -1,17 +1,16 @@
 """Words of a cleaned post: jieba-rs for Chinese, a word splitter for English, and the hot-word filter.
 
 Chinese is cut by jieba-rs (the ``rjieba`` binding, Rust): the same dictionary, DAG and HMM as the
-Python jieba this module used before; ``tokens`` takes about a sixth of the time (50 against 300 µs for
-a synthetic post) and the tokenizer 25 MB instead of 60. Its HMM path keeps two kinds of run
-whole that Python jieba splits: ASCII joined by ``-._`` (``check-in``, ``2008-06-04``, ``qq.com``)
-and Han characters outside U+4E00..U+9FD5 (extension A and B); ``_as_python_jieba`` splits them as
-Python jieba did, so tokens and hot words stay what they were (``tests/unit/domain/text/
-test_segment_parity.py`` compares the two on the test suite's texts).
+Python jieba this module used before, several times faster and smaller (docs/benchmarks.md). Its HMM
+path keeps two kinds of run whole that Python jieba splits: ASCII joined by ``-._`` (``check-in``,
+``2008-06-04``, ``qq.com``) and Han characters outside U+4E00..U+9FD5 (extension A and B);
+``_as_python_jieba`` splits them as Python jieba did, so tokens and hot words stay what they were
+(``tests/unit/domain/text/test_segment_parity.py`` compares the two on the test suite's texts).
 
 One ``Segmenter`` owns a dedicated ``rjieba.Jieba`` (never rjieba's module-level one, which other
-code may add words to). Building it takes about 0.1 s, so it happens on first use, once, under a
-lock. Subject terms go into its dictionary with ``add_terms`` at any time, without rebuilding. Terms
-are only ever added: a stale subject term left behind is harmless.
+code may add words to), built on first use, once, under a lock. Subject terms go into its dictionary
+with ``add_terms`` at any time, without rebuilding. Terms are only ever added: a stale subject term
+left behind is harmless.
 
 Thread safety: rjieba's ``cut`` releases the GIL, and its ``add_word`` refuses to run while a cut is
 in progress (PyO3 raises ``RuntimeError: Already borrowed``), so every use of the tokenizer, cuts
