@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     text_max_chars: int = Field(5_000, ge=16, description="Longer texts are cut to this many characters and flagged.")
     model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
+    score_batches_in_flight: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="Micro-batches the score agent works on at once: one prepared while one is scored and one "
+        "delivered; 1 takes them one by one. Offsets are still committed only after delivery, in order.",
+    )
+    text_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes that clean and segment posts for the score agent, so several cores feed one "
+        "model (a GPU); 0: a thread of the worker process.",
+    )
     worker_http_host: str = Field(
         "127.0.0.1", description="Address of the worker's HTTP port; 0.0.0.0 where probes and Prometheus reach it."
     )
@@ -100,7 +114,19 @@ class Settings(BaseSettings):
     subjects_reload_s: float = Field(2.0, gt=0, description="How often workers check the subject store for changes.")
     terms_per_post: int = Field(24, ge=0, description="Most hot-word terms kept per post.")
     noise_window_s: float = Field(1800.0, gt=0, description="How far back (event time) near-duplicates are looked for.")
-    noise_max_entries: int = Field(20_000, ge=100, description="Most posts the near-duplicate index holds per worker.")
+    noise_state: Literal["redis", "memory"] = Field(
+        "redis",
+        description="Where the noise filter's state lives: redis (one state for every worker, so duplicates "
+        "and floods are judged alike whatever the number of workers) or memory (each worker judges its own "
+        "partitions' share of the stream).",
+    )
+    noise_max_entries: int = Field(
+        50_000,
+        ge=100,
+        description="Most posts the near-duplicate index holds (in Redis: in all, about 1.5 KB each; in memory: "
+        "per worker, about 4 KB each); as many clusters and authors again. Above about this many distinct "
+        "posts per noise_window_s, it rather than the window sets how far back a copy is recognised.",
+    )
     noise_similarity: float = Field(0.6, gt=0, le=1, description="Estimated Jaccard similarity that makes a copy.")
     noise_flood_min_authors: int = Field(8, ge=2, description="Authors of one text within 2 min that make a flood.")
     noise_burst_max_posts: int = Field(20, ge=2, description="Posts per minute above which an author is in a burst.")

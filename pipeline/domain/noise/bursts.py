@@ -1,15 +1,17 @@
 """Bot-like behaviour over time: authors posting too fast, and near-duplicate clusters that flood.
 
-Both trackers keep recent state only, evicted by event time (against the latest seen) and capped
-in size, least recently active first, so memory is bounded whatever the input rate.
+Both trackers keep recent state only, evicted by event time (all state whose time is out of the
+window behind the latest event time seen) and capped in size, least recently active (in event
+time) first, so memory is bounded whatever the input rate.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 
 from pipeline.domain.noise import NoiseError
+from pipeline.domain.noise.expiry import Expiry
 
 
 class AuthorBursts:
@@ -19,7 +21,8 @@ class AuthorBursts:
         if not window_s > 0 or max_posts < 1 or max_authors < 1:
             raise NoiseError("AuthorBursts needs window_s > 0, max_posts >= 1 and max_authors >= 1")
         self.window_s, self.max_posts, self.max_authors = float(window_s), max_posts, max_authors
-        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self._recent: dict[str, deque[float]] = {}
+        self._expiry: Expiry[str] = Expiry()  # author -> their latest post time still remembered
         self._watermark = float("-inf")
 
     def __len__(self) -> int:
@@ -31,18 +34,21 @@ class AuthorBursts:
         times = self._recent.get(author_id)
         if times is None:
             times = self._recent[author_id] = deque(maxlen=self.max_posts + 1)
-        else:
-            self._recent.move_to_end(author_id)
         times.append(t)
         # The deque holds the last max_posts + 1 posts; a burst is all of them within the window.
         burst = len(times) > self.max_posts and max(times) - min(times) <= self.window_s
-        cutoff = self._watermark - self.window_s
-        while self._recent:
-            oldest = next(iter(self._recent.values()))
-            if len(self._recent) <= self.max_authors and max(oldest) >= cutoff:
-                break
-            self._recent.popitem(last=False)
+        self._expiry.set(author_id, max(times))
+        for author in self._expiry.expired(self._watermark - self.window_s):
+            del self._recent[author]
+        while len(self._recent) > self.max_authors:
+            del self._recent[self._expiry.pop_oldest()]
         return burst
+
+
+def flood_memory(min_authors: int, repeat_min: int) -> int:
+    """Copies a cluster remembers: enough to see ``min_authors`` distinct authors even with some
+    repeats among them, and an author's ``repeat_min`` repeats."""
+    return max(4 * min_authors, 4 * repeat_min)
 
 
 @dataclass(slots=True)
@@ -82,9 +88,9 @@ class FloodTracker:
             raise NoiseError("FloodTracker needs window_s > 0, min_authors >= 2, repeat_min >= 2, sticky_s >= 0")
         self.window_s, self.min_authors, self.repeat_min = float(window_s), min_authors, repeat_min
         self.sticky_s, self.max_clusters = float(sticky_s), max_clusters
-        # Enough recent members to see min_authors distinct ones even with some repeats among them.
-        self._keep = max(4 * min_authors, 4 * repeat_min)
-        self._clusters: OrderedDict[str, _Cluster] = OrderedDict()
+        self._keep = flood_memory(min_authors, repeat_min)
+        self._clusters: dict[str, _Cluster] = {}
+        self._expiry: Expiry[str] = Expiry()  # cluster -> its last copy's time
         self._watermark = float("-inf")
 
     def __len__(self) -> int:
@@ -95,11 +101,10 @@ class FloodTracker:
         cluster = self._clusters.get(cluster_id)
         if cluster is None:
             cluster = self._clusters[cluster_id] = _Cluster(deque(maxlen=self._keep))
-        else:
-            self._clusters.move_to_end(cluster_id)
         cluster.members.append((t, author_id, countable))
         cluster.size += 1
         cluster.last = max(cluster.last, t)
+        self._expiry.set(cluster_id, cluster.last)
         since = t - self.window_s
         recent = [(author, counts) for when, author, counts in cluster.members if when >= since]
         if len({author for author, counts in recent if counts}) >= self.min_authors:
@@ -109,9 +114,7 @@ class FloodTracker:
         return ClusterState(cluster.size, t <= cluster.flood_until, repeat)
 
     def _evict(self) -> None:
-        cutoff = self._watermark - max(self.window_s, self.sticky_s)
-        while self._clusters:
-            oldest = next(iter(self._clusters.values()))
-            if len(self._clusters) <= self.max_clusters and oldest.last >= cutoff:
-                break
-            self._clusters.popitem(last=False)
+        for cluster_id in self._expiry.expired(self._watermark - max(self.window_s, self.sticky_s)):
+            del self._clusters[cluster_id]
+        while len(self._clusters) > self.max_clusters:
+            del self._clusters[self._expiry.pop_oldest()]

@@ -10,19 +10,27 @@ A burst alone is reported (``author_burst``) but does not make a bot: news and a
 post fast with texts of their own. A duplicate alone (an organic repost, a news lead syndicated by a
 few accounts) is not suspected either: duplicates are data for the caller to count once or not.
 
-Event time drives every window, so a replay gives the verdicts the live run gave. Each worker
-process sees only its partitions' share of the stream: a flood spread over W workers reaches the
-thresholds W times later, which the thresholds (settings) absorb for floods of any real size.
+Event time drives every window, so a replay gives the verdicts the live run gave. This filter
+keeps its state in the process: with several workers each would see only its partitions' share
+of the stream, so each would count a cluster's first copy (the deduplicated count would grow with
+the number of workers) and a flood spread over W workers would reach the thresholds W times
+later. Workers therefore share one state in Redis (``pipeline.stores.redis.noise``: the same rules
+over the same ``Signature``s, ``YUQING_NOISE_STATE``); this one serves a single process, tests
+and offline tools. Both take batches (``observe_batch``) behind the ``ObservesNoise`` protocol.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
+from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.bursts import AuthorBursts, FloodTracker
-from pipeline.domain.noise.dedup import NearDuplicateIndex
+from pipeline.domain.noise.dedup import MAX_BUCKET, NearDuplicateIndex
+from pipeline.domain.noise.signature import Signature
 from schemas.records import NoiseReason as Reason
 
 
@@ -35,6 +43,70 @@ class NoiseVerdict:
     similarity: float = 0.0  # to the closest earlier post of the cluster
     reasons: tuple[Reason, ...] = ()
     author_burst: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseInput:
+    """One post as the noise filter sees it. ``text``: best the cleaned own words (``CleanText``);
+    ``t``: event time in epoch seconds; ``repost``: the platform says it is a repost."""
+
+    post_id: str
+    author_id: str
+    text: str
+    t: float
+    repost: bool = False
+
+
+class ObservesNoise(Protocol):
+    """What the workers need of a noise filter, whichever holds the state (memory or Redis)."""
+
+    def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
+        """The verdicts on a batch of posts, in order, each judged after the ones before it."""
+        ...
+
+    def stats(self) -> dict[str, int]:
+        """Sizes of the bounded state (``entries``, ``clusters``, ``authors``), for metrics."""
+        ...
+
+
+def noise_reasons(is_duplicate: bool, flood: bool, repeat: bool, burst: bool) -> tuple[Reason, ...]:
+    """Why a post is suspected (empty: it is not), by the rules of the module docstring."""
+    reasons: list[Reason] = []
+    if flood and is_duplicate:
+        reasons.append("flood")
+    if repeat:
+        reasons.append("repeat")
+    if burst and is_duplicate:
+        reasons.append("burst")
+    return tuple(reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseLimits:
+    """The thresholds of a noise filter (``NoiseFilter``'s keyword arguments), checked once for
+    every implementation."""
+
+    window_s: float = 1800.0
+    max_entries: int = 20_000
+    similarity: float = 0.6
+    min_chars: int = 10
+    min_shingles: int = 8
+    flood_window_s: float = 120.0
+    flood_min_authors: int = 8
+    flood_sticky_s: float = 600.0
+    repeat_min: int = 3
+    burst_window_s: float = 60.0
+    burst_max_posts: int = 20
+
+    def __post_init__(self) -> None:
+        if not (self.window_s > 0 and self.flood_window_s > 0 and self.burst_window_s > 0 and self.flood_sticky_s >= 0):
+            raise NoiseError("window_s, flood_window_s and burst_window_s must be > 0, flood_sticky_s >= 0")
+        if not 0 < self.similarity <= 1:
+            raise NoiseError("0 < similarity <= 1 is required")
+        if min(self.max_entries, self.min_chars, self.min_shingles, self.burst_max_posts) < 1:
+            raise NoiseError("max_entries, min_chars, min_shingles and burst_max_posts must be >= 1")
+        if self.flood_min_authors < 2 or self.repeat_min < 2:
+            raise NoiseError("flood_min_authors and repeat_min must be >= 2")
 
 
 def _seconds(event_time: datetime | float) -> float:
@@ -59,21 +131,35 @@ class NoiseFilter:
         burst_window_s: float = 60.0,
         burst_max_posts: int = 20,
     ) -> None:
+        self.limits = limits = NoiseLimits(
+            window_s,
+            max_entries,
+            similarity,
+            min_chars,
+            min_shingles,
+            flood_window_s,
+            flood_min_authors,
+            flood_sticky_s,
+            repeat_min,
+            burst_window_s,
+            burst_max_posts,
+        )
         self.index = NearDuplicateIndex(
-            window_s=window_s,
-            max_entries=max_entries,
-            threshold=similarity,
-            min_chars=min_chars,
-            min_shingles=min_shingles,
+            window_s=limits.window_s,
+            max_entries=limits.max_entries,
+            threshold=limits.similarity,
+            min_chars=limits.min_chars,
+            min_shingles=limits.min_shingles,
+            max_bucket=MAX_BUCKET,
         )
         self.floods = FloodTracker(
-            window_s=flood_window_s,
-            min_authors=flood_min_authors,
-            repeat_min=repeat_min,
-            sticky_s=flood_sticky_s,
-            max_clusters=max_entries,
+            window_s=limits.flood_window_s,
+            min_authors=limits.flood_min_authors,
+            repeat_min=limits.repeat_min,
+            sticky_s=limits.flood_sticky_s,
+            max_clusters=limits.max_entries,
         )
-        self.bursts = AuthorBursts(window_s=burst_window_s, max_posts=burst_max_posts, max_authors=max_entries)
+        self.bursts = AuthorBursts(limits.burst_window_s, limits.burst_max_posts, max_authors=limits.max_entries)
         self._lock = threading.Lock()
 
     def observe(
@@ -81,28 +167,33 @@ class NoiseFilter:
     ) -> NoiseVerdict:
         """The verdict on one post. ``text`` is best the cleaned own words (``CleanText.text``);
         ``repost``: the platform says this is a repost (``Post.parent_kind == "repost"``)."""
-        t = _seconds(event_time)
+        item = NoiseInput(post_id, author_id, text, _seconds(event_time), repost)
+        signature = self.index.signer.sign(text)  # the costly part, outside the lock
         with self._lock:
-            match = self.index.assign(post_id, text, t)
-            burst = self.bursts.observe(author_id, t)
-            reasons: list[Reason] = []
-            size = 1
-            if match.indexed:
-                state = self.floods.observe(match.cluster_id, author_id, t, countable=not repost)
-                size = state.size
-                if state.flood and match.is_duplicate:
-                    reasons.append("flood")
-                if state.repeat:
-                    reasons.append("repeat")
-            if burst and match.is_duplicate:
-                reasons.append("burst")
+            return self._observe_signed(item, signature)
+
+    def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
+        """The verdicts on a batch, in order: the same as ``observe`` on each post in turn."""
+        signatures = [self.index.signer.sign(item.text) for item in items]
+        with self._lock:
+            return [self._observe_signed(item, sig) for item, sig in zip(items, signatures, strict=True)]
+
+    def _observe_signed(self, item: NoiseInput, signature: Signature | None) -> NoiseVerdict:
+        match = self.index.assign_signed(item.post_id, signature, item.t)
+        burst = self.bursts.observe(item.author_id, item.t)
+        flood = repeat = False
+        size = 1
+        if match.indexed:
+            state = self.floods.observe(match.cluster_id, item.author_id, item.t, countable=not item.repost)
+            size, flood, repeat = state.size, state.flood, state.repeat
+        reasons = noise_reasons(match.is_duplicate, flood, repeat, burst)
         return NoiseVerdict(
             cluster_id=match.cluster_id,
             is_duplicate=match.is_duplicate,
             suspected_bot=bool(reasons),
             cluster_size=size,
             similarity=match.similarity,
-            reasons=tuple(reasons),
+            reasons=reasons,
             author_burst=burst,
         )
 

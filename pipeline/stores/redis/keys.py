@@ -23,6 +23,23 @@ def split_field(field: str) -> tuple[str, str, str]:
 
 
 @dataclass(frozen=True)
+class NoiseKeys:
+    """The shared noise filter's state (``noise.py``, ``noise.lua``): a few keys whatever the traffic."""
+
+    entries: str  # hash: entry seq -> msgpack [cluster id, packed MinHash, band keys, exact digests]
+    seen: str  # sorted set: entry seq -> last event time it matched (eviction order)
+    exact: str  # hash: dedup-key digest -> entry seq
+    lsh: str  # hash: band key -> comma-separated entry seqs, the newest MAX_BUCKET
+    variants: str  # hash: cluster id -> entries it holds
+    clusters: str  # hash: cluster id -> msgpack flood state (size, last, flood until, recent copies)
+    cluster_times: str  # sorted set: cluster id -> last event time (eviction order)
+    authors: str  # hash: author id -> msgpack list of their latest post times
+    author_times: str  # sorted set: author id -> latest post time (eviction order)
+    meta: str  # hash: next entry seq and the two event-time watermarks
+    verdicts_prefix: str  # + event minute (epoch s // 60): hash post id -> verdict JSON, for replays
+
+
+@dataclass(frozen=True)
 class RedisKeys:
     prefix: str
 
@@ -86,6 +103,23 @@ class RedisKeys:
     @property
     def live_channel(self) -> str:
         return f"{self.prefix}:live"
+
+    @property
+    def noise(self) -> NoiseKeys:
+        base = f"{self.prefix}:noise"
+        return NoiseKeys(
+            entries=f"{base}:entries",
+            seen=f"{base}:seen",
+            exact=f"{base}:exact",
+            lsh=f"{base}:lsh",
+            variants=f"{base}:variants",
+            clusters=f"{base}:clusters",
+            cluster_times=f"{base}:clusters:t",
+            authors=f"{base}:authors",
+            author_times=f"{base}:authors:t",
+            meta=f"{base}:meta",
+            verdicts_prefix=f"{base}:v:",
+        )
 
     @property
     def seen_prefix(self) -> str:
