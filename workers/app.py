@@ -9,37 +9,44 @@ delivered (score) or every sink flushed (aggregate). Replays are harmless: sinks
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
+import numpy as np
+from faust.types import EventT
 
 from pipeline.domain.posts import rejected_post_id
+from pipeline.domain.subjects.model import SubjectSet
 from pipeline.logs import adopt_handlers
 from pipeline.observability import metrics
 from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
 from pipeline.stores.factory import build_sinks
 from pipeline.stores.redis.live import connect
+from pipeline.stores.redis.noise import build_noise_filter
 from pipeline.stores.redis.subjects import SubjectStore
 from pipeline.stores.sink import Sink, SinkError
 from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
-from workers.preparer import Preparer
+from workers.pipelining import Stage, StagePipeline
+from workers.preparer import PreparedBatch, Preparer
 from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
-from workers.scoring.protocol import Unscored
-from workers.stages import assign_subjects, build_scored, decode_posts, decode_scored
+from workers.scoring.protocol import ScoreResult, Unscored
+from workers.stages import assign_subjects, build_scored, decode_scored
 from workers.storing import store_all
 
 if TYPE_CHECKING:
@@ -53,14 +60,33 @@ LOGGED_REASONS = 10
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
 
 
-def _values(events: Sequence[Any]) -> list[bytes]:
-    return [value if isinstance(value, bytes) else str(value).encode() for value in events]
+def _values(values: Iterable[Any]) -> list[bytes]:
+    return [value if isinstance(value, bytes) else str(value).encode() for value in values]
+
+
+@dataclass(slots=True)
+class _ScoreBatch:
+    """One micro-batch on its way through the score agent's stages."""
+
+    events: list[EventT]
+    clock: StageClock  # its own: the stages of different batches run at the same time
+    started: float  # perf_counter when taken
+    taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    prepared: PreparedBatch | None = None
+    subjects: SubjectSet = field(default_factory=SubjectSet)
+    descriptions: dict[str, np.ndarray] = field(default_factory=dict)
+    results: list[ScoreResult] | None = None
+    scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 async def _deliver(topic: faust.TopicT, records: list[tuple[str | None, str]]) -> None:
     """Send and wait for the broker's acknowledgement of every record."""
     futures = [await topic.send(key=key.encode() if key else None, value=value.encode()) for key, value in records]
     await asyncio.gather(*futures)
+
+
+def _score_failed(exc: BaseException) -> None:
+    _fatal(f"score batch failed: {exc!r}")  # unacked: the batch and those behind it are redelivered
 
 
 def _fatal(reason: str) -> None:
@@ -97,7 +123,6 @@ class Worker:
         self._sinks: list[Sink] | None = None
         self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
         self.flushes = 0
-        self._score_clock = StageClock("score")
         self._aggregate_clock = StageClock("aggregate")
         self.app.agent(self.raw, name="score")(self.score_agent)
         self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
@@ -127,7 +152,9 @@ class Worker:
     @property
     def preparer(self) -> Preparer:
         if self._preparer is None:
-            self._preparer = Preparer(self.settings, SubjectStore(connect(self.settings), self.settings.redis_prefix))
+            redis_client = connect(self.settings)
+            noise = build_noise_filter(self.settings, redis_client)
+            self._preparer = Preparer(self.settings, SubjectStore(redis_client, self.settings.redis_prefix), noise)
             self._preparer.start()
         return self._preparer
 
@@ -146,61 +173,64 @@ class Worker:
 
     async def score_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
+        stages: list[Stage] = [self._prepare_stage, self._model_stage, functools.partial(self._deliver_stage, stream)]
+        pipeline = StagePipeline(stages, s.score_batches_in_flight, _score_failed)
+        pipeline.start()
         waiting = time.perf_counter()
-        async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
-            metrics.observe_batch("score", len(events), time.perf_counter() - waiting)
-            try:
-                await self._score_batch(events)
-            except Exception as exc:  # take() would ack the abandoned batch: exit so it is redelivered
-                _fatal(f"score batch failed: {exc!r}")
-            waiting = time.perf_counter()
+        try:  # without acks: each batch's events are acked by its delivery stage, once delivered
+            async for events in stream.noack_take(s.batch_max_items, within=s.batch_max_wait_s):
+                metrics.observe_batch("score", len(events), time.perf_counter() - waiting)
+                await pipeline.put(_ScoreBatch(list(events), StageClock("score"), time.perf_counter()))
+                waiting = time.perf_counter()
+        finally:
+            await pipeline.stop()
 
-    async def _score_batch(self, events: Sequence[Any]) -> None:
-        s = self.settings
-        clock = self._score_clock
-        started = time.perf_counter()
-        with clock.timed("decode", len(events)):
-            posts, rejections = decode_posts(_values(events), s.text_max_chars, self._author_key)
-        prepared, changed = await self.preparer.prepare(posts, clock)  # clean, segment, noise
-        if changed is not None:
-            await self.preparer.apply(changed, self.runtime)
-        texts = [item.model_text for item in prepared]
-        with clock.timed("model", len(texts)):
-            results = await self.runtime.predict(texts)
-        scored_at = datetime.now(UTC)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        scorer = self.runtime.scorer
-        subjects, descriptions = self.preparer.subjects, self.preparer.descriptions
+    async def _prepare_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
+        batch.prepared = await self.preparer.prepare(_values(event.value for event in batch.events), batch.clock)
+        if batch.prepared.changed is not None:
+            await self.preparer.apply(batch.prepared.changed, self.runtime)
+        # Matched against the subjects of the moment it was prepared, whatever changes while it is scored.
+        batch.subjects, batch.descriptions = self.preparer.subjects, self.preparer.descriptions
+        return batch
+
+    async def _model_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
+        assert batch.prepared is not None
+        texts = [item.model_text for item in batch.prepared.posts]
+        with batch.clock.timed("model", len(texts)):
+            batch.results = await self.runtime.predict(texts)
+        batch.scored_at = datetime.now(UTC)
+        return batch
+
+    async def _deliver_stage(self, stream: faust.StreamT[bytes], batch: _ScoreBatch) -> None:
+        assert batch.prepared is not None and batch.results is not None
+        clock = batch.clock
+        elapsed_ms = (batch.scored_at - batch.taken_at).total_seconds() * 1000
+        model = (self.runtime.scorer.model_id, self.runtime.scorer.model_version)
+        rejections = list(batch.prepared.rejections)
         out: list[tuple[str | None, str]] = []
         # Summed in locals (three perf_counter reads a post) and handed to the clock once, after the loop.
         matching_s = serialising_s = 0.0
-        for item, result in zip(prepared, results, strict=True):
+        for item, result in zip(batch.prepared.posts, batch.results, strict=True):
             if isinstance(result, Unscored):
                 rejections.append(_rejection(item.post, result.reason))
                 continue
             matching = time.perf_counter()
-            assigned = assign_subjects(item, subjects, result.embedding, descriptions)
+            assigned = assign_subjects(item, batch.subjects, result.embedding, batch.descriptions)
             serialising = time.perf_counter()
-            model = (scorer.model_id, scorer.model_version)
-            scored = build_scored(item, result, assigned, model, scored_at, elapsed_ms)
+            scored = build_scored(item, result, assigned, model, batch.scored_at, elapsed_ms)
             out.append((item.post.id, scored.model_dump_json()))
             matching_s += serialising - matching
             serialising_s += time.perf_counter() - serialising
         clock.add("subjects", matching_s, len(out))
         clock.add("serialise", serialising_s, len(out))
-        predicted = time.perf_counter()
         with clock.timed("deliver", len(out)):
             await _deliver(self.scored, out)
         metrics.POSTS_OUT.labels(stage="score").inc(len(out))
         await self._reject(rejections)
-        clock.add("batch", time.perf_counter() - started, len(events))
+        for event in batch.events:  # in order: offsets are committed up to the last delivered batch
+            await stream.ack(event)
+        clock.add("batch", time.perf_counter() - batch.started, len(batch.events))
         clock.publish()
-        log.debug(
-            "score batch %d: prepare and model %.0f ms, delivery %.0f ms",
-            len(events),
-            elapsed_ms,
-            (time.perf_counter() - predicted) * 1000,
-        )
 
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
@@ -263,6 +293,8 @@ class Worker:
             await self.alerting.stop()
         if self.api is not None:  # before the sinks: it reads the same chDB
             await asyncio.to_thread(self.api.stop)
+        if self._preparer is not None:
+            await asyncio.to_thread(self._preparer.close)
         if self._sinks is not None:
             loop = asyncio.get_running_loop()
             for sink in self._sinks:

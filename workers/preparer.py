@@ -1,46 +1,67 @@
-"""The score agent's text side: clean, segment and the noise verdict in their own thread, and the
-worker's current subject set (re-read from the subject store while the worker runs)."""
+"""The score agent's text side: decode, clean, segment and the noise verdicts off the event loop, and
+the worker's current subject set (re-read from the subject store while the worker runs)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
+from tenacity import Retrying, retry_if_exception, wait_exponential
 
-from pipeline.domain.noise.filter import NoiseFilter
+from pipeline.domain.noise.filter import ObservesNoise
 from pipeline.domain.subjects.model import SubjectSet, load_subjects
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
+from pipeline.stores.redis.noise import NoiseStoreError
 from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
-from schemas.records import Post
+from schemas.records import Rejection
 from workers.runtime import ScoringRuntime
-from workers.stages import PreparedPost, prepare_post
+from workers.stages import PreparedPost, analyse_text, decode_posts, prepare_posts
+from workers.text_pool import TextPool
 
 log = logging.getLogger(__name__)
 
 
-class Preparer:
-    """One per worker process: the noise filter's state is this process's share of the stream."""
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    posts: list[PreparedPost]
+    rejections: list[Rejection]
+    changed: SubjectSet | None  # the subject set, when it changed before this batch
 
-    def __init__(self, settings: Settings, store: SubjectStore) -> None:
+
+class Preparer:
+    """One per worker process. ``noise``: where the verdicts come from (state shared in Redis, or this
+    process's own)."""
+
+    def __init__(self, settings: Settings, store: SubjectStore, noise: ObservesNoise) -> None:
         self._settings = settings
+        self._author_key = settings.author_key.get_secret_value().encode()
         self._store = store
+        self.noise = noise
         self.segmenter = Segmenter(settings.text_max_chars)
-        self.noise = NoiseFilter(
-            settings.noise_window_s,
-            settings.noise_max_entries,
-            similarity=settings.noise_similarity,
-            flood_min_authors=settings.noise_flood_min_authors,
-            burst_max_posts=settings.noise_burst_max_posts,
+        self.pool = (
+            TextPool(settings.text_processes, settings.text_max_chars, settings.terms_per_post)
+            if settings.text_processes
+            else None
         )
+        self._terms: tuple[str, ...] = ()  # every subject term so far, for the pool's segmenters
         self.watcher = SubjectsWatcher(store, settings.subjects_reload_s)
         self.subjects = SubjectSet()
         self.descriptions: dict[str, np.ndarray] = {}
-        # One thread: the noise filter must see posts in stream order, and jieba is not faster in two.
+        # A Redis outage is waited out, as the sinks wait: the batch stays unacked meanwhile, and asking
+        # again is safe (verdicts already given are given again).
+        self._noise_retrying = Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, NoiseStoreError) and exc.transient),
+            wait=wait_exponential(multiplier=0.2, max=10.0),
+            before_sleep=lambda state: log.warning(
+                "noise verdicts waiting for Redis: %s", state.outcome and state.outcome.exception()
+            ),
+        )
+        # One thread: batches must reach the noise filter in stream order; more cores come from the text pool.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-text")
 
     def start(self) -> None:
@@ -49,24 +70,30 @@ class Preparer:
         if path is not None and self._store.seed(load_subjects(path)):
             log.info("subject store seeded from %s", path)
         self.segmenter.warm_up()
+        if self.pool is not None:
+            self.pool.warm_up()
 
-    async def prepare(
-        self, posts: Sequence[Post], clock: StageClock | None = None
-    ) -> tuple[list[PreparedPost], SubjectSet | None]:
-        """The prepared posts, and the subject set when it changed (to be applied before matching).
-        ``clock`` gets the time of each text step, from the text thread: the caller leaves it alone until
-        this returns."""
+    async def prepare(self, raws: list[bytes], clock: StageClock) -> PreparedBatch:
+        """Decode and prepare one batch. ``clock`` gets the time of each step from the text thread: the
+        caller leaves it alone until this returns."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._prepare_blocking, list(posts), clock)
+        return await loop.run_in_executor(self._executor, self._prepare_blocking, raws, clock)
 
-    def _prepare_blocking(
-        self, posts: list[Post], clock: StageClock | None
-    ) -> tuple[list[PreparedPost], SubjectSet | None]:
+    def _prepare_blocking(self, raws: list[bytes], clock: StageClock) -> PreparedBatch:
+        s = self._settings
+        with clock.timed("decode", len(raws)):
+            posts, rejections = decode_posts(raws, s.text_max_chars, self._author_key)
         changed = self.watcher.poll()
-        if changed is not None:
-            self.segmenter.add_terms(changed.all_terms())  # before this batch is segmented
-        max_terms = self._settings.terms_per_post
-        return [prepare_post(post, self.segmenter, self.noise, max_terms, clock) for post in posts], changed
+        if changed is not None:  # before this batch is segmented
+            self.segmenter.add_terms(changed.all_terms())
+            self._terms = tuple(dict.fromkeys([*self._terms, *changed.all_terms()]))
+        texts = [post.text for post in posts]
+        if self.pool is None:
+            analyses = [analyse_text(text, self.segmenter, s.terms_per_post, clock) for text in texts]
+        else:
+            analyses = self.pool.analyse(texts, self._terms, clock)
+        prepared = self._noise_retrying(prepare_posts, posts, analyses, self.noise, clock)
+        return PreparedBatch(prepared, rejections, changed)
 
     async def apply(self, subjects: SubjectSet, runtime: ScoringRuntime) -> None:
         """Use ``subjects`` from now on, with their descriptions embedded by the serving model."""
@@ -79,3 +106,5 @@ class Preparer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.close()

@@ -2,24 +2,26 @@
 
 The score agent runs them in this order for each micro-batch::
 
-    decode_posts → prepare_post (clean → segment → noise verdict) → model on ``model_text``
+    decode_posts → analyse_text (clean → segment → hot terms) → noise verdicts, by batch
+                 → model on ``model_text``
                  → assign_subjects (monitored subjects, else hashtags, else ``_all``) → build_scored
 
-Everything here is a plain function of its inputs, except the noise filter's bounded recent
-state, which ``prepare_post`` updates (so it runs in one thread, in stream order).
+Everything here is a plain function of its inputs, except the noise filter's recent state, which
+``prepare_posts`` updates (so batches reach it in stream order). ``analyse_text`` has no state
+beyond the segmenter's terms, so it may run in other processes (``workers.text_pool``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from pydantic import ValidationError
 
-from pipeline.domain.noise.filter import NoiseFilter, NoiseVerdict
+from pipeline.domain.noise.filter import NoiseInput, NoiseVerdict, ObservesNoise
 from pipeline.domain.posts import parse_post, pseudonymise, reject
 from pipeline.domain.subjects.match import match_subjects
 from pipeline.domain.subjects.model import SubjectSet
@@ -30,6 +32,15 @@ from schemas.records import Post, Rejection, ScoredPost
 from workers.scoring.protocol import Prediction
 
 NO_SUBJECT = "_all"
+
+
+@dataclass(frozen=True, slots=True)
+class TextAnalysis:
+    """What the text stages find in a post's text."""
+
+    clean: CleanText
+    tokens: tuple[str, ...]
+    terms: tuple[str, ...]  # distinct hot-word terms, in order of first use
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,24 +59,42 @@ class PreparedPost:
         return self.clean.content or self.post.text
 
 
-def prepare_post(
-    post: Post, segmenter: Segmenter, noise: NoiseFilter, max_terms: int, clock: StageClock | None = None
-) -> PreparedPost:
-    """``clock``: where the time of each of the three steps is added (clean, segment, noise)."""
+def analyse_text(text: str, segmenter: Segmenter, max_terms: int, clock: StageClock | None = None) -> TextAnalysis:
+    """Clean, segment and pick the hot terms; ``clock`` gets the time of cleaning and of segmenting."""
     started = time.perf_counter()
-    cleaned = clean(post.text)
+    cleaned = clean(text)
     cleaned_at = time.perf_counter()
     tokens = tuple(segmenter.tokens(cleaned))
     terms = tuple(dict.fromkeys(hot_terms(tokens)))[:max_terms]
-    segmented_at = time.perf_counter()
-    verdict = noise.observe(
-        post.id, post.author_id, cleaned.content, post.event_time, repost=post.parent_kind == "repost"
-    )
     if clock is not None:
         clock.add("clean", cleaned_at - started)
-        clock.add("segment", segmented_at - cleaned_at)
-        clock.add("noise", time.perf_counter() - segmented_at)
-    return PreparedPost(post, cleaned, tokens, terms, verdict)
+        clock.add("segment", time.perf_counter() - cleaned_at)
+    return TextAnalysis(cleaned, tokens, terms)
+
+
+def prepare_posts(
+    posts: Sequence[Post], analyses: Sequence[TextAnalysis], noise: ObservesNoise, clock: StageClock | None = None
+) -> list[PreparedPost]:
+    """The noise verdicts of a batch, in stream order, joined to the posts and their text analyses."""
+    started = time.perf_counter()
+    inputs = [
+        NoiseInput(p.id, p.author_id, found.clean.content, p.event_time.timestamp(), p.parent_kind == "repost")
+        for p, found in zip(posts, analyses, strict=True)
+    ]
+    verdicts = noise.observe_batch(inputs)
+    if clock is not None:
+        clock.add("noise", time.perf_counter() - started, len(posts))
+    return [
+        PreparedPost(post, found.clean, found.tokens, found.terms, verdict)
+        for post, found, verdict in zip(posts, analyses, verdicts, strict=True)
+    ]
+
+
+def prepare_post(
+    post: Post, segmenter: Segmenter, noise: ObservesNoise, max_terms: int, clock: StageClock | None = None
+) -> PreparedPost:
+    """One post through the text stages and the noise filter (a batch of one)."""
+    return prepare_posts([post], [analyse_text(post.text, segmenter, max_terms, clock)], noise, clock)[0]
 
 
 def subjects_of(post: Post) -> tuple[str, ...]:

@@ -1,0 +1,92 @@
+"""The score agent's stage pipeline: order kept, stages overlapped, batches in flight bounded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from workers.pipelining import StagePipeline
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, int]] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.done: list[int] = []
+
+    def stage(self, name: str, delay: float):  # type: ignore[no-untyped-def]
+        async def run(batch: int) -> int:
+            if name == "first":
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.log.append((f"{name} start", batch))
+            await asyncio.sleep(delay)
+            self.log.append((f"{name} end", batch))
+            if name == "last":
+                self.in_flight -= 1
+                self.done.append(batch)
+            return batch
+
+        return run
+
+
+async def test_batches_leave_in_order_with_stages_overlapped() -> None:
+    recorder = Recorder()
+    stages = [recorder.stage("first", 0.01), recorder.stage("model", 0.03), recorder.stage("last", 0.005)]
+    pipeline = StagePipeline(stages, max_in_flight=3, on_error=pytest.fail)
+    pipeline.start()
+    for batch in range(8):
+        await pipeline.put(batch)
+    while len(recorder.done) < 8:
+        await asyncio.sleep(0.01)
+    await pipeline.stop()
+    assert recorder.done == list(range(8))
+    # Batch 1 was prepared while batch 0 was in the model stage.
+    log = recorder.log
+    assert log.index(("first start", 1)) < log.index(("model end", 0))
+    assert recorder.most_in_flight == 3
+
+
+async def test_one_in_flight_takes_batches_one_by_one() -> None:
+    recorder = Recorder()
+    stages = [recorder.stage("first", 0.005), recorder.stage("last", 0.005)]
+    pipeline = StagePipeline(stages, max_in_flight=1, on_error=pytest.fail)
+    pipeline.start()
+    for batch in range(4):
+        await pipeline.put(batch)
+    while len(recorder.done) < 4:
+        await asyncio.sleep(0.01)
+    await pipeline.stop()
+    assert recorder.most_in_flight == 1
+    assert recorder.log.index(("first start", 1)) > recorder.log.index(("last end", 0))
+
+
+async def test_a_failing_stage_reports_and_stops_the_batches_behind_it() -> None:
+    errors: list[BaseException] = []
+    finished: list[int] = []
+
+    async def fails_on_two(batch: int) -> int:
+        if batch == 2:
+            raise RuntimeError("bad batch")
+        return batch
+
+    async def record(batch: int) -> None:
+        finished.append(batch)
+
+    pipeline = StagePipeline([fails_on_two, record], max_in_flight=2, on_error=errors.append)
+    pipeline.start()
+    for batch in range(4):
+        await asyncio.wait_for(pipeline.put(batch), 1)
+    await asyncio.sleep(0.05)
+    await pipeline.stop()
+    assert [repr(e) for e in errors] == [repr(RuntimeError("bad batch"))]
+    assert finished == [0, 1]  # nothing after the failed batch is finished (so nothing after it is acked)
+
+
+def test_needs_a_stage_and_a_slot() -> None:
+    with pytest.raises(ValueError):
+        StagePipeline([], 1, print)
+    with pytest.raises(ValueError):
+        StagePipeline([asyncio.sleep], 0, print)

@@ -1,0 +1,72 @@
+"""Clean and segment in worker processes, so that several cores feed one model (a GPU).
+
+Text analysis holds the GIL for about a millisecond a post, so threads cannot share it out; processes
+can. Each process keeps its own segmenter, built once at start. The subject terms travel with every
+chunk and a process adds those it lacks, so a new subject is segmented whole from the next batch on,
+whichever process takes it. Processes are spawned, not forked: the worker has threads (faust, the
+model) that a fork would copy in whatever state they were.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from pipeline.domain.text.segment import Segmenter
+from pipeline.observability.timing import StageClock
+from workers.stages import TextAnalysis, analyse_text
+
+_segmenter: Segmenter | None = None  # this process's, when it is a pool process
+
+
+def _start_process(max_chars: int) -> None:
+    global _segmenter
+    _segmenter = Segmenter(max_chars)
+    _segmenter.warm_up()
+
+
+def _analyse_chunk(
+    texts: list[str], terms: tuple[str, ...], max_terms: int
+) -> tuple[list[TextAnalysis], dict[str, tuple[float, int]]]:
+    assert _segmenter is not None, "a pool process starts with _start_process"
+    _segmenter.add_terms(terms)
+    clock = StageClock("text")  # never published here: its totals go back to the worker's clock
+    return [analyse_text(text, _segmenter, max_terms, clock) for text in texts], clock.totals()
+
+
+class TextPool:
+    """``processes`` processes that analyse the texts of a batch in as many chunks."""
+
+    def __init__(self, processes: int, max_chars: int, max_terms: int) -> None:
+        self.processes, self._max_terms = processes, max_terms
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_process,
+            initargs=(max_chars,),
+        )
+
+    def warm_up(self) -> None:
+        """Start every process and build its segmenter before the first batch needs them."""
+        for future in [self._executor.submit(_analyse_chunk, ["预热"], (), 1) for _ in range(self.processes)]:
+            future.result()
+
+    def analyse(
+        self, texts: Sequence[str], terms: tuple[str, ...], clock: StageClock | None = None
+    ) -> list[TextAnalysis]:
+        """The analyses of ``texts``, in order; blocks. ``clock`` gets the processes' time per stage."""
+        size = -(-len(texts) // self.processes) or 1
+        chunks = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+        futures = [self._executor.submit(_analyse_chunk, chunk, terms, self._max_terms) for chunk in chunks]
+        analyses: list[TextAnalysis] = []
+        for future in futures:
+            found, totals = future.result()
+            analyses += found
+            if clock is not None:
+                for stage, (seconds, records) in totals.items():
+                    clock.add(stage, seconds, records)
+        return analyses
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
