@@ -235,6 +235,43 @@ def bench_pipeline(posts: int, latency_s: float, as_json: bool) -> None:
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench.command("scale")
+@click.option("--posts", type=int, default=20_000, show_default=True, help="Posts to push through each group.")
+@click.option("--workers", default="1,2", show_default=True, help="Worker counts; the first is the reference.")
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_scale(posts: int, workers: str, as_json: bool) -> None:
+    """The same posts through 1 and more worker processes: posts/s ratio and whether every count is identical
+    (use the TF-IDF model, YUQING_MODEL_PATH=.yuqing/models/baseline, so the model is not the bottleneck)."""
+    from pipeline.devkit.bench.scale_bench import run as run_scale
+
+    try:
+        counts = [int(count) for count in workers.split(",")]
+    except ValueError as exc:
+        raise click.BadParameter(f"{workers!r} is not a comma-separated list of integers") from exc
+    report = run_scale(posts, get_settings(), counts)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+    if not report["counts_identical"]:
+        sys.exit(1)
+
+
+@bench.command("stages")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), default=None, help="[default: served]")
+@click.option("--posts", type=int, default=4096, show_default=True)
+@click.option("--batch", type=int, default=256, show_default=True, help="Posts per micro-batch.")
+@click.option("--processes", type=int, default=None, help="Text processes [default: one per core; 0: none].")
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_stages(model_path: Path | None, posts: int, batch: int, processes: int | None, as_json: bool) -> None:
+    """The score agent's stages without broker or stores against the model alone: can the text side keep
+    the model (a GPU) fed? Runs on a bare machine: no Kafka, Redis or ClickHouse."""
+    from pipeline.devkit.bench.stages_bench import run as run_stages
+    from workers.scoring.options import RuntimeOptions
+
+    settings = get_settings()
+    options = RuntimeOptions.from_settings(settings)
+    report = run_stages(model_path or settings.model_path, posts, batch, processes, options=options)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
 @bench.command("model")
 @click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), help="Model folder (repeatable).")
 @click.option("--batch-sizes", default=None, help="Comma-separated batch sizes [default: 1,8,32,128,512].")

@@ -16,9 +16,11 @@ import pytest
 from pipeline.devkit.bench.alert_scenarios import default_plan
 from pipeline.devkit.bench.alerts_bench import run as run_alerts_bench
 from pipeline.devkit.bench.pipeline_bench import run as run_pipeline_bench
+from pipeline.devkit.bench.scale_bench import run as run_scale_bench
+from pipeline.devkit.bench.stages_bench import run as run_stages_bench
 from pipeline.devkit.demo import BACKFILL_MINUTES, FLOOD_ORGANIC_SHARE, free_port
 from pipeline.settings import Settings
-from tests.support.paths import ARTIFACTS
+from tests.support.paths import ARTIFACTS, MODELS
 from tests.support.require import require_service
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +118,26 @@ def test_alerts_bench_catches_surges_early_and_ignores_decoys(model_path: Path, 
     assert ours["median_delay_s"] <= 60, ours  # simulated seconds: the same on any machine
     assert report["decoy_alerts"] == []
     assert report["delay_ratio"] < 1  # sooner than the 5-minute report
+
+
+@pytest.mark.timeout(900)
+def test_scale_bench_counts_the_same_with_one_two_and_four_workers(redis_url: str) -> None:
+    """Noise state shared in Redis: the copies of a bot flood land on every partition, and each post's
+    duplicate and bot verdicts, and so the deduplicated counts, do not depend on the number of workers."""
+    baseline = MODELS / "baseline"
+    require_service((baseline / "model.json").is_file(), f"no baseline at {baseline}: make model")
+    report = run_scale_bench(1_500, Settings(model_path=baseline, redis_url=redis_url), workers=(1, 2, 4))
+    reference, *others = report["runs"]
+    assert reference["scored"] == reference["redis_raw"] == 1_500
+    assert 0 < reference["not_duplicate"] < 1_500 and reference["suspected_bot"] > 0
+    for run in others:
+        for key in ("redis_raw", "redis_deduplicated", "scored", "not_duplicate", "suspected_bot", "negative"):
+            assert run[key] == reference[key], (run["workers"], key, run[key], reference[key])
+    assert report["counts_identical"]
+
+
+def test_stages_bench_keeps_the_order_of_stages_and_compares_with_the_model(model_path: Path) -> None:
+    report = run_stages_bench(model_path, posts=256, batch=64, processes=2)
+    assert list(report["us_per_post"]) == ["decode", "clean", "segment", "noise", "model", "subjects", "serialise"]
+    assert report["stages_posts_per_s"] > 0 and report["model_alone_posts_per_s"] > 0
+    assert report["stages_over_model"] > 0
