@@ -1,3 +1,4 @@
 from pipeline.cli.main import run
 
-run()
+if __name__ == "__main__":  # not when a spawned text process imports it as __mp_main__
+    run()

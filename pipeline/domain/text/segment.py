@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, lru_cache
 
 import regex
 import rjieba
@@ -93,10 +93,14 @@ def is_hot_term(token: str, stop: frozenset[str] | None = None) -> bool:
     return token.casefold() not in (stop if stop is not None else stopwords())
 
 
+# Tokens repeat (a few thousand make up most of a stream), and the checks above cost several µs each, a
+# few dozen times a post: remembering the answer for the commonest tokens removes most of that.
+_is_common_hot_term = lru_cache(maxsize=65_536)(is_hot_term)
+
+
 def hot_terms(tokens: Iterable[str]) -> list[str]:
     """The tokens that count as hot words, in order, repeats kept."""
-    stop = stopwords()
-    return [token for token in tokens if is_hot_term(token, stop)]
+    return [token for token in tokens if _is_common_hot_term(token)]
 
 
 class Segmenter:
