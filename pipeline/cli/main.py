@@ -250,8 +250,6 @@ def bench_scale(posts: int, workers: str, as_json: bool) -> None:
         raise click.BadParameter(f"{workers!r} is not a comma-separated list of integers") from exc
     report = run_scale(posts, get_settings(), counts)
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
-    if not report["counts_identical"]:
-        sys.exit(1)
 
 
 @bench.command("stages")
