@@ -50,10 +50,11 @@ STAGE_ORDER = (
 )
 STAGE_DEFINITION = (
     "the worker's own stage counters over the end-to-end run: each stage's seconds over the records it "
-    "handled; the score agent's text stages run in its text thread, the model in its model thread, and a "
-    "sink's figure is its add and flush, retries included; 'other' is the rest of the agent's batch time "
-    "(thread hand-offs, subject reloads, dead-letter sends); the two agents and the threads overlap, so "
-    "their sum need not match the end-to-end µs per post"
+    "handled; the score agent's text stages run in its text thread (clean and segment in its text processes "
+    "when there are any, summed over them), the model in its model thread, and a sink's figure is its add "
+    "and flush, retries included; 'other' is the rest of a batch's time from take to delivery (in the score "
+    "agent mostly waiting for the batch ahead, as batches are in flight together); agents, threads and "
+    "batches overlap, so the sum need not match the end-to-end µs per post"
 )
 
 
