@@ -44,7 +44,7 @@ class Preparer:
         self.noise = noise
         self.segmenter = Segmenter(settings.text_max_chars)
         self.pool = (
-            TextPool(settings.text_processes, settings.text_max_chars, settings.terms_per_post)
+            TextPool(settings.text_processes, settings.text_max_chars, settings.terms_per_post, noise.signer)
             if settings.text_processes
             else None
         )
@@ -89,7 +89,9 @@ class Preparer:
             self._terms = tuple(dict.fromkeys([*self._terms, *changed.all_terms()]))
         texts = [post.text for post in posts]
         if self.pool is None:
-            analyses = [analyse_text(text, self.segmenter, s.terms_per_post, clock) for text in texts]
+            analyses = [
+                analyse_text(text, self.segmenter, self.noise.signer, s.terms_per_post, clock) for text in texts
+            ]
         else:
             analyses = self.pool.analyse(texts, self._terms, clock)
         prepared = self._noise_retrying(prepare_posts, posts, analyses, self.noise, clock)

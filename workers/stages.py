@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from pipeline.domain.noise.filter import NoiseInput, NoiseVerdict, ObservesNoise
+from pipeline.domain.noise.signature import Signature, Signer
 from pipeline.domain.posts import parse_post, pseudonymise, reject
 from pipeline.domain.subjects.match import match_subjects
 from pipeline.domain.subjects.model import SubjectSet
@@ -41,6 +42,7 @@ class TextAnalysis:
     clean: CleanText
     tokens: tuple[str, ...]
     terms: tuple[str, ...]  # distinct hot-word terms, in order of first use
+    signature: Signature | None  # of the own words, for the noise filter; None: too short to take part
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +61,23 @@ class PreparedPost:
         return self.clean.content or self.post.text
 
 
-def analyse_text(text: str, segmenter: Segmenter, max_terms: int, clock: StageClock | None = None) -> TextAnalysis:
-    """Clean, segment and pick the hot terms; ``clock`` gets the time of cleaning and of segmenting."""
+def analyse_text(
+    text: str, segmenter: Segmenter, signer: Signer, max_terms: int, clock: StageClock | None = None
+) -> TextAnalysis:
+    """Clean, segment, pick the hot terms and sign the own words for the noise filter (``signer``: the
+    filter's); ``clock`` gets the time of cleaning, segmenting and signing."""
     started = time.perf_counter()
     cleaned = clean(text)
     cleaned_at = time.perf_counter()
     tokens = tuple(segmenter.tokens(cleaned))
     terms = tuple(dict.fromkeys(hot_terms(tokens)))[:max_terms]
+    segmented_at = time.perf_counter()
+    signature = signer.sign(cleaned.content)
     if clock is not None:
         clock.add("clean", cleaned_at - started)
-        clock.add("segment", time.perf_counter() - cleaned_at)
-    return TextAnalysis(cleaned, tokens, terms)
+        clock.add("segment", segmented_at - cleaned_at)
+        clock.add("signature", time.perf_counter() - segmented_at)
+    return TextAnalysis(cleaned, tokens, terms, signature)
 
 
 def prepare_posts(
@@ -78,7 +86,15 @@ def prepare_posts(
     """The noise verdicts of a batch, in stream order, joined to the posts and their text analyses."""
     started = time.perf_counter()
     inputs = [
-        NoiseInput(p.id, p.author_id, found.clean.content, p.event_time.timestamp(), p.parent_kind == "repost")
+        NoiseInput(
+            p.id,
+            p.author_id,
+            found.clean.content,
+            p.event_time.timestamp(),
+            p.parent_kind == "repost",
+            found.signature,
+            True,
+        )
         for p, found in zip(posts, analyses, strict=True)
     ]
     verdicts = noise.observe_batch(inputs)
@@ -94,7 +110,7 @@ def prepare_post(
     post: Post, segmenter: Segmenter, noise: ObservesNoise, max_terms: int, clock: StageClock | None = None
 ) -> PreparedPost:
     """One post through the text stages and the noise filter (a batch of one)."""
-    return prepare_posts([post], [analyse_text(post.text, segmenter, max_terms, clock)], noise, clock)[0]
+    return prepare_posts([post], [analyse_text(post.text, segmenter, noise.signer, max_terms, clock)], noise, clock)[0]
 
 
 def subjects_of(post: Post) -> tuple[str, ...]:

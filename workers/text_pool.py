@@ -1,10 +1,11 @@
-"""Clean and segment in worker processes, so that several cores feed one model (a GPU).
+"""Clean, segment and sign in worker processes, so that several cores feed one model (a GPU).
 
-Text analysis holds the GIL for about a millisecond a post, so threads cannot share it out; processes
-can. Each process keeps its own segmenter, built once at start. The subject terms travel with every
-chunk and a process adds those it lacks, so a new subject is segmented whole from the next batch on,
-whichever process takes it. Processes are spawned, not forked: the worker has threads (faust, the
-model) that a fork would copy in whatever state they were.
+Text analysis holds the GIL for a good part of a millisecond a post, so threads cannot share it out;
+processes can. Each process keeps its own segmenter, built once at start, and the noise filter's
+signer (MinHash), so that only the filter's state update is left to the worker. The subject terms
+travel with every chunk and a process adds those it lacks, so a new subject is segmented whole from
+the next batch on, whichever process takes it. Processes are spawned, not forked: the worker has
+threads (faust, the model) that a fork would copy in whatever state they were.
 """
 
 from __future__ import annotations
@@ -13,38 +14,41 @@ import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from pipeline.domain.noise.signature import Signer
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
 from workers.stages import TextAnalysis, analyse_text
 
 _segmenter: Segmenter | None = None  # this process's, when it is a pool process
+_signer: Signer | None = None
 
 
-def _start_process(max_chars: int) -> None:
-    global _segmenter
-    _segmenter = Segmenter(max_chars)
+def _start_process(max_chars: int, signer: Signer) -> None:
+    global _segmenter, _signer
+    _segmenter, _signer = Segmenter(max_chars), signer
     _segmenter.warm_up()
 
 
 def _analyse_chunk(
     texts: list[str], terms: tuple[str, ...], max_terms: int
 ) -> tuple[list[TextAnalysis], dict[str, tuple[float, int]]]:
-    assert _segmenter is not None, "a pool process starts with _start_process"
+    assert _segmenter is not None and _signer is not None, "a pool process starts with _start_process"
     _segmenter.add_terms(terms)
     clock = StageClock("text")  # never published here: its totals go back to the worker's clock
-    return [analyse_text(text, _segmenter, max_terms, clock) for text in texts], clock.totals()
+    return [analyse_text(text, _segmenter, _signer, max_terms, clock) for text in texts], clock.totals()
 
 
 class TextPool:
-    """``processes`` processes that analyse the texts of a batch in as many chunks."""
+    """``processes`` processes that analyse the texts of a batch in as many chunks; ``signer``: the noise
+    filter's."""
 
-    def __init__(self, processes: int, max_chars: int, max_terms: int) -> None:
+    def __init__(self, processes: int, max_chars: int, max_terms: int, signer: Signer) -> None:
         self.processes, self._max_terms = processes, max_terms
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_process,
-            initargs=(max_chars,),
+            initargs=(max_chars, signer),
         )
 
     def warm_up(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.domain.noise.filter import NoiseFilter
 from pipeline.domain.subjects.model import SubjectSet, load_subjects
+from pipeline.domain.text.clean import clean
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
 from workers.pipelining import StagePipeline
@@ -32,7 +33,7 @@ from workers.scoring.options import RuntimeOptions
 from workers.stages import analyse_text, assign_subjects, build_scored, decode_posts, prepare_posts
 from workers.text_pool import TextPool
 
-STAGES = ("decode", "clean", "segment", "noise", "model", "subjects", "serialise")
+STAGES = ("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise")
 MAX_TERMS = 8
 DEMO_SUBJECTS = Path(__file__).resolve().parents[1] / "demo_subjects.yaml"
 
@@ -60,7 +61,7 @@ class _Stages:
             posts, _ = decode_posts(raws, 5_000)
         texts = [post.text for post in posts]
         if self.pool is None:
-            analyses = [analyse_text(text, self.segmenter, MAX_TERMS, clock) for text in texts]
+            analyses = [analyse_text(text, self.segmenter, self.noise.signer, MAX_TERMS, clock) for text in texts]
         else:
             analyses = self.pool.analyse(texts, self.terms, clock)
         return prepare_posts(posts, analyses, self.noise, clock)
@@ -128,7 +129,7 @@ def run(
     records = stage_records(posts)
     scorer = load_scorer(model_path, options=options)
     runtime = ScoringRuntime(scorer, batch, 0)
-    pool = TextPool(processes, 5_000, MAX_TERMS) if processes else None
+    pool = TextPool(processes, 5_000, MAX_TERMS, NoiseFilter().signer) if processes else None
     try:
         if pool is not None:
             pool.warm_up()
@@ -172,4 +173,4 @@ def run(
 
 def _model_texts(stages: _Stages, records: list[bytes]) -> list[str]:
     posts, _ = decode_posts(records, 5_000)
-    return [analyse_text(post.text, stages.segmenter, MAX_TERMS).clean.content or post.text for post in posts]
+    return [clean(post.text).content or post.text for post in posts]

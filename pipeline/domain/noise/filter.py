@@ -30,7 +30,7 @@ from typing import Protocol
 from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.bursts import AuthorBursts, FloodTracker
 from pipeline.domain.noise.dedup import MAX_BUCKET, NearDuplicateIndex
-from pipeline.domain.noise.signature import Signature
+from pipeline.domain.noise.signature import Signature, Signer
 from schemas.records import NoiseReason as Reason
 
 
@@ -55,10 +55,24 @@ class NoiseInput:
     text: str
     t: float
     repost: bool = False
+    # When ``signed``, the text's signature was computed beforehand (in a text process, off the worker's
+    # GIL) by a signer with the filter's own settings; None then means too short to take part.
+    signature: Signature | None = None
+    signed: bool = False
+
+
+def signature_of(item: NoiseInput, signer: Signer) -> Signature | None:
+    """The item's signature: the one it carries, else ``signer``'s, now."""
+    return item.signature if item.signed else signer.sign(item.text)
 
 
 class ObservesNoise(Protocol):
     """What the workers need of a noise filter, whichever holds the state (memory or Redis)."""
+
+    @property
+    def signer(self) -> Signer:
+        """How this filter signs texts: a caller that signs beforehand must use it."""
+        ...
 
     def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
         """The verdicts on a batch of posts, in order, each judged after the ones before it."""
@@ -174,7 +188,7 @@ class NoiseFilter:
 
     def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
         """The verdicts on a batch, in order: the same as ``observe`` on each post in turn."""
-        signatures = [self.index.signer.sign(item.text) for item in items]
+        signatures = [signature_of(item, self.index.signer) for item in items]
         with self._lock:
             return [self._observe_signed(item, sig) for item, sig in zip(items, signatures, strict=True)]
 
@@ -196,6 +210,10 @@ class NoiseFilter:
             reasons=reasons,
             author_burst=burst,
         )
+
+    @property
+    def signer(self) -> Signer:
+        return self.index.signer
 
     def stats(self) -> dict[str, int]:
         """Sizes of the bounded state, for the worker's metrics."""

@@ -33,7 +33,14 @@ import redis
 from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.bursts import flood_memory
 from pipeline.domain.noise.dedup import MAX_BUCKET, MAX_EXACT_PER_ENTRY, MAX_VARIANTS, NEAR_IDENTICAL
-from pipeline.domain.noise.filter import NoiseFilter, NoiseInput, NoiseLimits, NoiseVerdict, ObservesNoise
+from pipeline.domain.noise.filter import (
+    NoiseFilter,
+    NoiseInput,
+    NoiseLimits,
+    NoiseVerdict,
+    ObservesNoise,
+    signature_of,
+)
 from pipeline.domain.noise.signature import NUM_PERM, Signer
 from pipeline.errors import YuqingError
 from pipeline.settings import Settings
@@ -152,7 +159,7 @@ class RedisNoiseFilter:
             "repost": bool(item.repost),
             "bucket": str(math.floor(item.t / VERDICT_BUCKET_S)),
         }
-        signature = self.signer.sign(item.text)
+        signature = signature_of(item, self.signer)
         if signature is not None:  # absent keys, never null: cjson's null is truthy in Lua
             doc.update(digest=signature.digest, bands=list(signature.bands), sig=len(signatures))
             signatures.append(signature.packed())

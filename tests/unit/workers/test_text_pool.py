@@ -1,4 +1,4 @@
-"""Text processes give what the worker's own thread gives, subject terms included."""
+"""Text processes give what the worker's own thread gives, subject terms and noise signatures included."""
 
 from __future__ import annotations
 
@@ -7,17 +7,27 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.devkit.synthetic import SyntheticFeed
+from pipeline.domain.noise.filter import NoiseFilter
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
-from workers.stages import analyse_text
+from workers.stages import TextAnalysis, analyse_text
 from workers.text_pool import TextPool
 
 MAX_TERMS = 8
 
 
+SIGNER = NoiseFilter().signer
+
+
+def comparable(found: TextAnalysis) -> tuple[object, ...]:
+    signature = found.signature
+    signed = None if signature is None else (signature.digest, signature.bands, signature.hashvalues.tolist())
+    return found.clean, found.tokens, found.terms, signed
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[TextPool]:
-    pool = TextPool(2, 5_000, MAX_TERMS)
+    pool = TextPool(2, 5_000, MAX_TERMS, SIGNER)
     pool.warm_up()
     yield pool
     pool.close()
@@ -27,9 +37,11 @@ def test_the_pool_analyses_as_the_thread_does(pool: TextPool) -> None:
     texts = [post.text for post in SyntheticFeed("baseline", rate=50, seed=3).take(300)]
     segmenter = Segmenter()
     clock = StageClock("unit")
-    assert pool.analyse(texts, (), clock) == [analyse_text(text, segmenter, MAX_TERMS) for text in texts]
+    in_pool = [comparable(found) for found in pool.analyse(texts, (), clock)]
+    assert in_pool == [comparable(analyse_text(text, segmenter, SIGNER, MAX_TERMS)) for text in texts]
+    assert sum(signed is not None for *_, signed in in_pool) > len(texts) / 2
     totals = clock.totals()
-    assert totals["clean"][1] == totals["segment"][1] == len(texts)
+    assert totals["clean"][1] == totals["segment"][1] == totals["signature"][1] == len(texts)
 
 
 def test_subject_terms_reach_every_process(pool: TextPool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -144,3 +145,18 @@ def test_reasons() -> None:
 def test_invalid_limits(bad: dict[str, float]) -> None:
     with pytest.raises(NoiseError):
         NoiseLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_a_signature_computed_beforehand_gives_the_verdicts_of_signing_in_the_filter() -> None:
+    """The worker signs in its text processes and hands the filter signed inputs."""
+    texts = [
+        "今天的新品发布会真的太精彩了推荐大家去看",
+        "今天的新品发布会真的太精彩了推荐大家去看！！",
+        "短",
+        "另一条完全不同的内容用来对照一下",
+    ]
+    items = [NoiseInput(f"p{i}", f"a{i}", text, 1_000.0 + i) for i, text in enumerate(texts)]
+    signer = NoiseFilter().signer
+    signed = [dataclasses.replace(item, signature=signer.sign(item.text), signed=True) for item in items]
+    assert NoiseFilter().observe_batch(signed) == NoiseFilter().observe_batch(items)
+    assert [item.signature is None for item in signed] == [False, False, True, False]
