@@ -93,8 +93,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="Processes that clean and segment posts for the score agent, so several cores feed one "
-        "model (a GPU); 0: a thread of the worker process.",
+        description="Processes that clean, segment and sign (noise) posts for the score agent, so several "
+        "cores feed one model (a GPU); 0: a thread of the worker process.",
     )
     worker_http_host: str = Field(
         "127.0.0.1", description="Address of the worker's HTTP port; 0.0.0.0 where probes and Prometheus reach it."

@@ -270,6 +270,19 @@ def bench_stages(model_path: Path | None, posts: int, batch: int, processes: int
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
+@bench.command("memory")
+@click.option("--posts", type=int, default=100_000, show_default=True, help="Posts through one worker.")
+@click.option("--chunks", type=int, default=20, show_default=True, help="Samples of the resident set.")
+@click.option("--paced-s", type=float, default=None, help="Spread the posts over this many seconds (a soak).")
+@click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
+def bench_memory(posts: int, chunks: int, paced_s: float | None, as_json: bool) -> None:
+    """The worker's resident memory after each chunk of posts: peak, final, and the spread over the last half."""
+    from pipeline.devkit.bench.memory_bench import run as run_memory
+
+    report = run_memory(get_settings(), posts, chunks, paced_s, progress=not as_json)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
+
+
 @bench.command("model")
 @click.option("--model", "models", multiple=True, type=click.Path(path_type=Path), help="Model folder (repeatable).")
 @click.option("--batch-sizes", default=None, help="Comma-separated batch sizes [default: 1,8,32,128,512].")
