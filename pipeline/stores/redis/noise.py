@@ -84,38 +84,11 @@ def _verdict(raw: str | bytes) -> NoiseVerdict:
 
 
 class RedisNoiseFilter:
-    """``NoiseFilter``'s verdicts from state every worker shares; thresholds as ``NoiseFilter``'s."""
+    """``NoiseFilter``'s verdicts from state every worker shares; ``limits``: its thresholds, as
+    ``NoiseFilter``'s keyword arguments give them."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        prefix: str,
-        window_s: float = 1800.0,
-        max_entries: int = 20_000,
-        *,
-        similarity: float = 0.6,
-        min_chars: int = 10,
-        min_shingles: int = 8,
-        flood_window_s: float = 120.0,
-        flood_min_authors: int = 8,
-        flood_sticky_s: float = 600.0,
-        repeat_min: int = 3,
-        burst_window_s: float = 60.0,
-        burst_max_posts: int = 20,
-    ) -> None:
-        self.limits = limits = NoiseLimits(
-            window_s,
-            max_entries,
-            similarity,
-            min_chars,
-            min_shingles,
-            flood_window_s,
-            flood_min_authors,
-            flood_sticky_s,
-            repeat_min,
-            burst_window_s,
-            burst_max_posts,
-        )
+    def __init__(self, client: redis.Redis, prefix: str, limits: NoiseLimits | None = None) -> None:
+        self.limits = limits = limits or NoiseLimits()
         self.signer = Signer(limits.similarity, NUM_PERM, limits.min_chars, limits.min_shingles)
         self.keys = RedisKeys(prefix).noise
         self._client = client
@@ -190,20 +163,13 @@ class RedisNoiseFilter:
 def build_noise_filter(settings: Settings, client: redis.Redis | None = None) -> ObservesNoise:
     """The noise filter ``settings.noise_state`` asks for: shared in Redis (``client``, or a new
     connection), or this process's own."""
-    if settings.noise_state == "memory":
-        return NoiseFilter(
-            settings.noise_window_s,
-            settings.noise_max_entries,
-            similarity=settings.noise_similarity,
-            flood_min_authors=settings.noise_flood_min_authors,
-            burst_max_posts=settings.noise_burst_max_posts,
-        )
-    return RedisNoiseFilter(
-        client if client is not None else connect(settings),
-        settings.redis_prefix,
-        settings.noise_window_s,
-        settings.noise_max_entries,
+    limits = NoiseLimits(
+        window_s=settings.noise_window_s,
+        max_entries=settings.noise_max_entries,
         similarity=settings.noise_similarity,
         flood_min_authors=settings.noise_flood_min_authors,
         burst_max_posts=settings.noise_burst_max_posts,
     )
+    if settings.noise_state == "memory":
+        return NoiseFilter(**dataclasses.asdict(limits))
+    return RedisNoiseFilter(client if client is not None else connect(settings), settings.redis_prefix, limits)

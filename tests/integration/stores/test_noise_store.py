@@ -13,7 +13,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.noise.filter import NoiseFilter, NoiseInput, NoiseVerdict
+from pipeline.domain.noise.filter import NoiseFilter, NoiseInput, NoiseLimits, NoiseVerdict
 from pipeline.settings import Settings
 from pipeline.stores.redis.live import delete_prefix
 from pipeline.stores.redis.noise import RedisNoiseFilter, build_noise_filter
@@ -145,7 +145,7 @@ def _snapshot(redis_url: str, prefix: str) -> dict[bytes, Any]:
 def test_the_same_verdicts_as_the_in_memory_filter(client: redis.Redis, prefix: str) -> None:
     posts = _stream()
     expected = _run(NoiseFilter(**LIMITS), posts, 50)
-    got = _run(RedisNoiseFilter(client, prefix, **LIMITS), posts, 37)
+    got = _run(RedisNoiseFilter(client, prefix, NoiseLimits(**LIMITS)), posts, 37)
     assert got == expected
     # The stream exercises every rule, so the equality above says something about each.
     reasons = {reason for verdict in expected for reason in verdict.reasons}
@@ -179,7 +179,8 @@ def test_the_same_verdicts_for_any_sequence(
     items = [NoiseInput(f"p{n}", f"a{a}", text, n * 7.0 - late, a == 5) for n, (text, a, late) in enumerate(posts)]
     limits = {**LIMITS, "max_entries": cap, "flood_min_authors": 3, "burst_max_posts": 2, "repeat_min": 2}
     try:
-        assert _run(RedisNoiseFilter(client, key, **limits), items, batch) == _run(NoiseFilter(**limits), items, 50)
+        shared = _run(RedisNoiseFilter(client, key, NoiseLimits(**limits)), items, batch)
+        assert shared == _run(NoiseFilter(**limits), items, 50)
     finally:
         delete_prefix(client, key)
 
@@ -210,14 +211,14 @@ def test_the_same_verdicts_for_random_streams(client: redis.Redis, prefix: str, 
         late = rng.choice([0, 0, 0, 5, 40])
         items.append(NoiseInput(f"p{n}", f"a{rng.randrange(8)}", text, t - late, rng.random() < 0.1))
     expected = _run(NoiseFilter(**limits), items, 50)
-    assert _run(RedisNoiseFilter(client, prefix, **limits), items, rng.randrange(1, 120)) == expected
+    assert _run(RedisNoiseFilter(client, prefix, NoiseLimits(**limits)), items, rng.randrange(1, 120)) == expected
 
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_workers_share_the_counts_and_the_bots(client: redis.Redis, prefix: str, workers: int) -> None:
     posts = _stream()
-    alone = _workers(lambda: RedisNoiseFilter(client, f"{prefix}-1", **LIMITS), posts, 1)
-    shared = _workers(lambda: RedisNoiseFilter(client, f"{prefix}-{workers}", **LIMITS), posts, workers)
+    alone = _workers(lambda: RedisNoiseFilter(client, f"{prefix}-1", NoiseLimits(**LIMITS)), posts, 1)
+    shared = _workers(lambda: RedisNoiseFilter(client, f"{prefix}-{workers}", NoiseLimits(**LIMITS)), posts, workers)
     separate = _workers(lambda: NoiseFilter(**LIMITS), posts, workers)
     delete_prefix(client, f"{prefix}-1")
     delete_prefix(client, f"{prefix}-{workers}")
@@ -234,7 +235,7 @@ def test_workers_share_the_counts_and_the_bots(client: redis.Redis, prefix: str,
 def test_a_replayed_batch_gets_its_verdicts_again_and_changes_nothing(
     client: redis.Redis, redis_url: str, prefix: str
 ) -> None:
-    noise = RedisNoiseFilter(client, prefix, **LIMITS)
+    noise = RedisNoiseFilter(client, prefix, NoiseLimits(**LIMITS))
     posts = _stream()[:120]
     first = noise.observe_batch(posts)
     before = _snapshot(redis_url, prefix)
@@ -246,11 +247,11 @@ def test_a_replayed_batch_gets_its_verdicts_again_and_changes_nothing(
     assert again[:3] == first[-3:]
     assert (again[3].cluster_id, again[3].cluster_size) == ("origin", size + 1)
     # A restarted worker (a new object) replays too.
-    assert RedisNoiseFilter(client, prefix, **LIMITS).observe_batch(posts[:10]) == first[:10]
+    assert RedisNoiseFilter(client, prefix, NoiseLimits(**LIMITS)).observe_batch(posts[:10]) == first[:10]
 
 
 def test_every_key_expires_and_state_stays_bounded(client: redis.Redis, prefix: str) -> None:
-    noise = RedisNoiseFilter(client, prefix, **{**LIMITS, "max_entries": 50})
+    noise = RedisNoiseFilter(client, prefix, NoiseLimits(**{**LIMITS, "max_entries": 50}))
     rng = random.Random(3)
     for round_ in range(4):
         batch = [NoiseInput(f"p{round_}-{n}", f"u{n}", _organic(rng), 100.0 * round_ + n / 10) for n in range(80)]
