@@ -101,7 +101,6 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._author_key = settings.author_key.get_secret_value().encode()
         self.app = faust.App(
             settings.worker_group,
             broker=f"kafka://{settings.broker}",
