@@ -12,7 +12,10 @@ from tests.support.require import require_service
 pytestmark = pytest.mark.integration
 
 BASELINE = REPO / ".yuqing" / "models" / "baseline"
-SCORE_STAGES = ("decode", "clean", "segment", "noise", "model", "subjects", "serialise", "deliver", "other", "batch")
+SCORE_STAGES = (
+    *("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise", "deliver"),
+    *("other", "batch"),
+)
 AGGREGATE_STAGES = ("decode", "redis_flush", "clickhouse_flush", "other", "batch")
 
 
