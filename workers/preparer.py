@@ -20,8 +20,8 @@ from pipeline.stores.redis.noise import NoiseStoreError
 from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
 from schemas.records import Rejection
 from workers.runtime import ScoringRuntime
-from workers.stages import PreparedPost, analyse_text, decode_posts, prepare_posts
-from workers.text_pool import TextPool
+from workers.stages import PreparedPost, decode_posts, prepare_posts
+from workers.text_pool import TextPool, analyse_texts
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,9 @@ class Preparer:
             self.segmenter.add_terms(changed.all_terms())
             self._terms = tuple(dict.fromkeys([*self._terms, *changed.all_terms()]))
         texts = [post.text for post in posts]
-        if self.pool is None:
-            analyses = [
-                analyse_text(text, self.segmenter, self.noise.signer, s.terms_per_post, clock) for text in texts
-            ]
-        else:
-            analyses = self.pool.analyse(texts, self._terms, clock)
+        analyses = analyse_texts(
+            texts, self.pool, self._terms, self.segmenter, self.noise.signer, s.terms_per_post, clock
+        )
         prepared = self._noise_retrying(prepare_posts, posts, analyses, self.noise, clock)
         return PreparedBatch(prepared, rejections, changed)
 

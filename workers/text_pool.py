@@ -74,3 +74,19 @@ class TextPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def analyse_texts(
+    texts: Sequence[str],
+    pool: TextPool | None,
+    terms: tuple[str, ...],
+    segmenter: Segmenter,
+    signer: Signer,
+    max_terms: int,
+    clock: StageClock | None = None,
+) -> list[TextAnalysis]:
+    """The analyses of a batch's texts: in ``pool`` when there is one (``terms``: every subject term so
+    far), else here with ``segmenter``."""
+    if pool is not None:
+        return pool.analyse(texts, terms, clock)
+    return [analyse_text(text, segmenter, signer, max_terms, clock) for text in texts]

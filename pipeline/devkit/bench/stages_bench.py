@@ -30,8 +30,8 @@ from workers.pipelining import StagePipeline
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
-from workers.stages import analyse_text, assign_subjects, build_scored, decode_posts, prepare_posts
-from workers.text_pool import TextPool
+from workers.stages import assign_subjects, build_scored, decode_posts, prepare_posts
+from workers.text_pool import TextPool, analyse_texts
 
 STAGES = ("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise")
 MAX_TERMS = 8
@@ -60,10 +60,7 @@ class _Stages:
         with clock.timed("decode", len(raws)):
             posts, _ = decode_posts(raws, 5_000)
         texts = [post.text for post in posts]
-        if self.pool is None:
-            analyses = [analyse_text(text, self.segmenter, self.noise.signer, MAX_TERMS, clock) for text in texts]
-        else:
-            analyses = self.pool.analyse(texts, self.terms, clock)
+        analyses = analyse_texts(texts, self.pool, self.terms, self.segmenter, self.noise.signer, MAX_TERMS, clock)
         return prepare_posts(posts, analyses, self.noise, clock)
 
     async def prepare(self, raws: list[bytes]) -> tuple[StageClock, list[Any]]:
