@@ -14,6 +14,7 @@ import numpy as np
 
 from pipeline.observability import metrics
 from workers.batching import plan_model_calls
+from workers.scoring.native_memory import heap_trimmer
 from workers.scoring.protocol import Embeds, EstimatesTokens, RunsOnDevice, Scorer, ScoreResult, Unscored
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,12 @@ def call_token_budget(configured: int, scorer: Scorer) -> int:
     """``configured`` when set, else the budget that suits the scorer and the device it runs on."""
     if configured:
         return configured
-    on_cpu = isinstance(scorer, RunsOnDevice) and scorer.device.type == "cpu"
-    return CALL_TOKENS_CPU_TRANSFORMER if on_cpu else CALL_TOKENS_LARGE
+    return CALL_TOKENS_CPU_TRANSFORMER if _on_cpu(scorer) else CALL_TOKENS_LARGE
+
+
+def _on_cpu(scorer: Scorer) -> bool:
+    """Whether ``scorer`` is a Transformer (a model that runs on a device) running on the CPU."""
+    return isinstance(scorer, RunsOnDevice) and scorer.device.type == "cpu"
 
 
 @dataclass
@@ -67,6 +72,8 @@ class ScoringRuntime:
         self._embedder: Embeds | None = scorer if isinstance(scorer, Embeds) else None
         self._queued = 0
         self._queue_lock = threading.Lock()  # the event loop adds, the model thread takes away
+        # A Transformer on the CPU leaves its activations in malloc's arenas; other models barely allocate.
+        self._trim_heap = heap_trimmer() if _on_cpu(scorer) else None
         metrics.MODEL_QUEUE_DEPTH.set_function(lambda: self._queued)
 
     @property
@@ -96,6 +103,8 @@ class ScoringRuntime:
                 results[index] = result
             metrics.observe_model_call(time.perf_counter() - call_started)
         self.stats.record(len(texts), [len(c) for c in calls], time.perf_counter() - started)
+        if self._trim_heap is not None:
+            self._trim_heap()
         return results
 
     def _predict_call(self, texts: list[str]) -> list[ScoreResult]:

@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from schemas.records import SentimentProbabilities
 from workers.scoring.hf_folder import BUILD_HINT, SENTIMENTS, FolderSpec, read_spec
+from workers.scoring.native_memory import bound_kernel_caches
 from workers.scoring.options import (
     Resolved,
     RuntimeOptions,
@@ -196,6 +197,7 @@ def load_transformer(
     device = resolve_device(options.device)
     precision = resolve_precision(options.precision, device)
     apply_threads(options.torch_threads)
+    bound_kernel_caches()
     config = _load_config(folder)
     architectures = list(getattr(config, "architectures", None) or [])
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures) and not random_head:
