@@ -274,12 +274,19 @@ def bench_stages(model_path: Path | None, posts: int, batch: int, processes: int
 @click.option("--posts", type=int, default=100_000, show_default=True, help="Posts through one worker.")
 @click.option("--chunks", type=int, default=20, show_default=True, help="Samples of the resident set.")
 @click.option("--paced-s", type=float, default=None, help="Spread the posts over this many seconds (a soak).")
+@click.option(
+    "--clickhouse-server",
+    is_flag=True,
+    help="History to YUQING_CLICKHOUSE_URL's server (as in production), not chDB in the worker's process.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
-def bench_memory(posts: int, chunks: int, paced_s: float | None, as_json: bool) -> None:
+def bench_memory(posts: int, chunks: int, paced_s: float | None, clickhouse_server: bool, as_json: bool) -> None:
     """The worker's resident memory after each chunk of posts: peak, final, and the spread over the last half."""
     from pipeline.devkit.bench.memory_bench import run as run_memory
 
-    report = run_memory(get_settings(), posts, chunks, paced_s, progress=not as_json)
+    report = run_memory(
+        get_settings(), posts, chunks, paced_s, clickhouse_server=clickhouse_server, progress=not as_json
+    )
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 

@@ -6,10 +6,10 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from pipeline.devkit.bench.environment import server_database
 from pipeline.devkit.demo import start_worker, stop_worker
 from pipeline.settings import Settings, get_settings
 from tests.support.require import require_service
@@ -26,9 +26,7 @@ def model_path() -> Path:
 @pytest.fixture
 def e2e_settings(settings: Settings, clickhouse_server_url: str, model_path: Path) -> Settings:
     """Test settings on the ClickHouse server: the test reads it while worker processes write it."""
-    base = urlsplit(clickhouse_server_url)
-    database = f"yq_e2e_{uuid.uuid4().hex[:10]}"
-    url = urlunsplit((base.scheme, base.netloc, f"/{database}", base.query, ""))
+    url = server_database(clickhouse_server_url, f"yq_e2e_{uuid.uuid4().hex[:10]}")
     return settings.model_copy(update={"clickhouse_url": type(settings.clickhouse_url)(url), "model_path": model_path})
 
 

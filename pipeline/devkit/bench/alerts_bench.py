@@ -132,8 +132,8 @@ def run(base: Settings, plan: Plan, *, progress: bool = False) -> dict[str, Any]
     """``progress``: a bar on stderr over the simulated test slices (a terminal only)."""
     started = time.monotonic()
     pools = model_pools(base.model_path)
-    overrides = {"alerts_enabled": False, "batch_max_wait_s": 0.1}  # the runner ticks, in simulated time
-    with bench_environment(base, "alerts", **overrides) as (settings, workdir):
+    # The runner ticks the detectors itself, in simulated time.
+    with bench_environment(base, "alerts", alerts_enabled=False, batch_max_wait_s=0.1) as (settings, workdir):
         client = connect(settings)
         subjects = SubjectStore(client, settings.redis_prefix)
         subjects.replace(_subjects(plan))
