@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.plugins.api",
     "tests.plugins.models",
     "tests.plugins.workers",
+    "tests.plugins.soak",
 ]

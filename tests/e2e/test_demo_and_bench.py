@@ -15,7 +15,6 @@ import pytest
 
 from pipeline.devkit.bench.alert_scenarios import default_plan
 from pipeline.devkit.bench.alerts_bench import run as run_alerts_bench
-from pipeline.devkit.bench.memory_bench import run as run_memory_bench
 from pipeline.devkit.bench.pipeline_bench import run as run_pipeline_bench
 from pipeline.devkit.bench.scale_bench import run as run_scale_bench
 from pipeline.devkit.bench.stages_bench import run as run_stages_bench
@@ -144,14 +143,3 @@ def test_stages_bench_keeps_the_order_of_stages_and_compares_with_the_model(mode
     assert list(report["us_per_post"]) == stages
     assert report["stages_posts_per_s"] > 0 and report["model_alone_posts_per_s"] > 0
     assert report["stages_over_model"] > 0
-
-
-@pytest.mark.timeout(600)
-def test_memory_bench_samples_the_worker_after_every_chunk(model_path: Path, redis_url: str) -> None:
-    """The short version of `yuqing bench memory` (100,000 posts, reported in docs/benchmarks.md)."""
-    report = run_memory_bench(Settings(model_path=model_path, redis_url=redis_url), posts=1_200, chunks=4, paced_s=20)
-    assert report["counted"] == 1_200
-    assert [point["posts"] for point in report["curve"]] == [300, 600, 900, 1_200]
-    assert all(point["rss_mb"] > 100 for point in report["curve"])
-    assert report["peak_rss_mb"] == max(point["rss_mb"] for point in report["curve"])
-    assert report["seconds"] >= 15  # paced: the last chunk goes out at 15 s
