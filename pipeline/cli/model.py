@@ -321,6 +321,33 @@ def calibrate_command(folder: Path, as_json: bool) -> None:
     echo_json(calibrate_folder(folder), as_json)
 
 
+@model.command("stack")
+@click.option("--model", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path(".yuqing/models/baseline"),
+    show_default=True,
+    help="The TF-IDF baseline folder (`yuqing model train-baseline`) to stack with.",
+)
+@click.option("--limit-per-corpus", type=int, default=None, help="Subsample each dev split (quick checks).")
+@json_option()
+def stack_command(folder: Path, baseline: Path, limit_per_corpus: int | None, as_json: bool) -> None:
+    """Stack a Transformer folder with the TF-IDF baseline: the mix weight and its temperature chosen on the dev
+    splits, the baseline's arrays copied into the folder's stack/, and the choice recorded in its card."""
+    from training.stacking import fit_stack
+
+    section = fit_stack(folder, baseline, limit_per_corpus)
+    echo_json(
+        {key: value for key, value in section.items() if not key.startswith("dev_")}
+        | {
+            "dev_mean_macro_f1": section["dev_mean_macro_f1_by_weight"][str(section["weight"])],
+            "dev_ece_after": section["dev_ece_after"],
+        },
+        as_json,
+    )
+
+
 @model.command("eval")
 @click.option("--model", "models", type=click.Path(path_type=Path), multiple=True, help="Model folder (repeatable).")
 @click.option("--test-limit-per-corpus", type=int, default=None, help="Subsample each test split (quick checks).")

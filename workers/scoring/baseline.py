@@ -1,6 +1,7 @@
 """The TF-IDF baseline's scorer: character n-grams and logistic regression (trained by ``training.baseline``).
 
-Serving it needs scikit-learn and joblib, the ``train`` extra; the Transformer kinds never import them.
+Its folder is a joblib pickle, read with the ``train`` extra. A stacked Transformer (``stacking.py``) serves the
+same scorer over plain arrays instead, with scikit-learn alone.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ BASELINE_WEIGHTS_FILE = "model.joblib"
 # Only the start of a text is scored: it bounds the cost per post, and the training texts
 # (reviews, news leads, tweets) are almost all shorter than this.
 MAX_SCORED_CHARS = 2_000
-INSTALL_HINT = "the TF-IDF baseline needs scikit-learn: pip install 'yuqing[train]'"
+INSTALL_HINT = "the TF-IDF baseline's folder needs joblib: pip install 'yuqing[train]'"
 
 
 def prepare(text: str) -> str:

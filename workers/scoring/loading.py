@@ -1,7 +1,7 @@
 """``load_scorer``: read a model folder's card and hand the folder to its kind's loader.
 
-Each loader imports its own kind's libraries, so a worker serving a Transformer never imports
-scikit-learn, and one serving the baseline never imports torch's model code.
+Each loader imports its own kind's libraries, so a worker serving a plain Transformer never imports
+scikit-learn (a stacked one does), and one serving the baseline never imports torch's model code.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from workers.scoring.options import (
     torch_dtype,
 )
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, has_signal_or_emoji
+from workers.scoring.stacking import TfidfStack, load_stack
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ class TransformerScorer:
         device: torch.device,
         precision: Resolved,
         parameter_counts: dict[str, int] | None = None,
+        stack: TfidfStack | None = None,
     ) -> None:
         self.model_id = spec.model_id
-        self.model_version = spec.version
+        self.model_version = spec.version if stack is None else f"{spec.version}+{stack.version}"
+        self.stack = stack
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -116,6 +119,8 @@ class TransformerScorer:
         vectors[readable] = pooled
         for row, index in enumerate(readable):
             results[index] = self._prediction(probabilities[row])
+        if self.stack is not None:
+            results = self.stack.mix(texts, results)
         return results, vectors
 
     @torch.inference_mode()
@@ -233,4 +238,4 @@ def load_transformer(
             )
     model.to(device)
     log.info("loaded model %s version %s on %s in %s", spec.model_id, spec.version, device, precision)
-    return TransformerScorer(model, tokenizer, spec, device, precision, counts)
+    return TransformerScorer(model, tokenizer, spec, device, precision, counts, load_stack(folder, card))
