@@ -53,7 +53,7 @@ def fit_stack(
 
     from training.baseline import FEATURES
     from workers.scoring.baseline import BASELINE_WEIGHTS_FILE, BaselineScorer
-    from workers.scoring.stacking import STACK_FOLDER, load_tfidf, save_tfidf
+    from workers.scoring.stacking import STACK_FOLDER, load_tfidf, mixed_logits, save_tfidf
     from workers.scoring.transformer import load_transformer
 
     card, baseline_card = read_json(folder / CARD_FILE), read_json(baseline / CARD_FILE)
@@ -72,10 +72,9 @@ def fit_stack(
     scores = {w: mean_macro_f1(corpus_metrics(dev, _labels(transformer, tfidf, both, w))) for w in WEIGHTS}
     weight = max(WEIGHTS, key=lambda w: (scores[w], -w))  # ties go to the lighter TF-IDF share
 
-    labels = np.array([LABEL2ID[e.label] for e in dev])
-    logits = (1 - weight) * np.log(np.clip(transformer, 1e-6, 1)) + weight * np.log(np.clip(tfidf, 1e-6, 1))
-    logits = np.where(both[:, None], logits, np.log(np.clip(transformer, 1e-6, 1)))
-    temperature = fit_temperature(logits[both], labels[both])
+    labels = np.array([LABEL2ID[e.label] for e in dev])[both]
+    logits = mixed_logits(transformer[both], tfidf[both], weight)
+    temperature = fit_temperature(logits, labels)
     section = {
         "weight": weight,
         "temperature": temperature,
@@ -86,10 +85,10 @@ def fit_stack(
         "dev_transformer_alone": corpus_metrics(dev, _labels(transformer, tfidf, both, 0.0)),
         "dev_stacked": corpus_metrics(dev, _labels(transformer, tfidf, both, weight)),
         "dev_texts_both_read": int(both.sum()),
-        "dev_nll_before": round(nll(logits[both], labels[both], 1.0), 4),
-        "dev_nll_after": round(nll(logits[both], labels[both], temperature), 4),
-        "dev_ece_before": expected_calibration_error(softmax(logits[both]), labels[both]),
-        "dev_ece_after": expected_calibration_error(softmax(logits[both], temperature), labels[both]),
+        "dev_nll_before": round(nll(logits, labels, 1.0), 4),
+        "dev_nll_after": round(nll(logits, labels, temperature), 4),
+        "dev_ece_before": expected_calibration_error(softmax(logits), labels),
+        "dev_ece_after": expected_calibration_error(softmax(logits, temperature), labels),
     }
     shutil.rmtree(folder / STACK_FOLDER, ignore_errors=True)
     staged.rename(folder / STACK_FOLDER)

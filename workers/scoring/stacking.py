@@ -31,10 +31,16 @@ VOCABULARY_FILE = "tfidf_vocabulary.json.gz"
 FLOOR = 1e-6  # a probability of 0 would veto the other model outright
 
 
+def mixed_logits(transformer: np.ndarray, tfidf: np.ndarray, weight: float) -> np.ndarray:
+    """Rows of (negative, neutral, positive) probabilities mixed in log space."""
+    return np.asarray(
+        (1 - weight) * np.log(np.clip(transformer, FLOOR, 1.0)) + weight * np.log(np.clip(tfidf, FLOOR, 1.0))
+    )
+
+
 def mix_probabilities(transformer: np.ndarray, tfidf: np.ndarray, weight: float, temperature: float) -> np.ndarray:
-    """Rows of (negative, neutral, positive) probabilities mixed in log space, then tempered."""
-    logits = (1 - weight) * np.log(np.clip(transformer, FLOOR, 1.0)) + weight * np.log(np.clip(tfidf, FLOOR, 1.0))
-    scaled = logits / temperature
+    """The mixed rows as probabilities, tempered."""
+    scaled = mixed_logits(transformer, tfidf, weight) / temperature
     exp = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     return np.asarray(exp / exp.sum(axis=1, keepdims=True))
 
