@@ -237,5 +237,6 @@ def load_transformer(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
     model.to(device)
-    log.info("loaded model %s version %s on %s in %s", spec.model_id, spec.version, device, precision)
-    return TransformerScorer(model, tokenizer, spec, device, precision, counts, load_stack(folder, card))
+    scorer = TransformerScorer(model, tokenizer, spec, device, precision, counts, load_stack(folder, card))
+    log.info("loaded model %s version %s on %s in %s", spec.model_id, scorer.model_version, device, precision)
+    return scorer
