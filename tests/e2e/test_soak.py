@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.soak import SOAK_CHUNKS, SOAK_GRACE_S, SOAK_POSTS, SOAK_S
+from tests.support.soak import SOAK_CHUNKS, SOAK_GRACE_S, SOAK_POSTS, SOAK_S
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak]
 

@@ -19,12 +19,7 @@ from pipeline.devkit.embedded_services import redis_reachable
 from pipeline.settings import Settings, get_settings
 from tests.plugins.services import REDIS_URL
 from tests.support.require import require_service
-
-SOAK_S = 600.0
-SOAK_POSTS = 3_000
-SOAK_CHUNKS = 20
-# Starting the worker, the drain after the last chunk, and a slow CI machine.
-SOAK_GRACE_S = 300.0
+from tests.support.soak import SOAK_CHUNKS, SOAK_GRACE_S, SOAK_POSTS, SOAK_S
 
 
 @dataclass

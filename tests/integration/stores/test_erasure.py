@@ -21,9 +21,10 @@ pytestmark = pytest.mark.integration
 
 def test_erasing_an_author_removes_their_posts_and_keeps_the_counts(settings: Settings, clickhouse_url: str) -> None:
     settings = settings.model_copy(update={"clickhouse_url": type(settings.clickhouse_url)(clickhouse_url)})
-    mine = [scored(f"mine-{i}", "negative", ("乳业",), text=f"我的差评 {i}") for i in range(3)]
+    minute = now_minute()  # every post in one minute, which is read back even after the clock passes it
+    mine = [scored(f"mine-{i}", "negative", ("乳业",), at=minute, text=f"我的差评 {i}") for i in range(3)]
     mine = [p.model_copy(update={"post": p.post.model_copy(update={"author_id": "who-me"})}) for p in mine]
-    others = [scored(f"other-{i}", "negative", ("乳业",), text=f"别人的差评 {i}") for i in range(4)]
+    others = [scored(f"other-{i}", "negative", ("乳业",), at=minute, text=f"别人的差评 {i}") for i in range(4)]
     write_live(settings, mine + others)
     write_history(clickhouse_url, mine + others)
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
@@ -48,7 +49,7 @@ def test_erasing_an_author_removes_their_posts_and_keeps_the_counts(settings: Se
     with ClickHouseHistory.from_url(clickhouse_url) as history:
         assert history.post_ids_of_author("who-me") == set()
         assert history.total_posts() == 4
-    evidence = live.negative_posts("乳业", [now_minute()], n=20)
+    evidence = live.negative_posts("乳业", [minute], n=20)
     assert {e["post_id"] for e in evidence} == {f"other-{i}" for i in range(4)}
     assert [p["post_id"] for p in alerts.require("erase-1").evidence["top_posts"]] == [f"other-{i}" for i in range(4)]
     assert live.total(5) == before  # counts hold no person: they stay
