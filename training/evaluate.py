@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.model_paths import STUDENT_MODEL, TEACHER_MODEL
 from training.corpora import CORPORA, SPLIT_SEED, Example, Split, load_corpus
@@ -26,6 +26,9 @@ DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
 SCORER_CHUNK = 256
 
 Predict = Callable[[Sequence[str]], list[str]]
+
+if TYPE_CHECKING:
+    from workers.scoring.protocol import Prediction, Scorer
 
 
 def _local_loader(folder: Path, card: dict[str, Any]) -> Predict:
@@ -60,16 +63,21 @@ def load_predictor(folder: Path) -> tuple[Predict, dict[str, Any]]:
         return _local_loader(folder, card), {**info, "loader": "local AutoModelForSequenceClassification"}
 
     def predict(texts: Sequence[str]) -> list[str]:
-        # Chunks of similar length, as the workers' batches would be: a chunk pads to its longest text.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        labels = [""] * len(texts)
-        for start in range(0, len(order), SCORER_CHUNK):
-            chunk = order[start : start + SCORER_CHUNK]
-            for i, prediction in zip(chunk, scorer.predict([texts[i] for i in chunk]), strict=True):
-                labels[i] = str(prediction.label)
-        return labels
+        return [str(prediction.label) for prediction in predict_by_length(scorer, texts)]
 
     return predict, {**info, "loader": "workers.scoring.loading.load_scorer"}
+
+
+def predict_by_length(scorer: Scorer, texts: Sequence[str]) -> list[Prediction]:
+    """``scorer``'s predictions of ``texts``, in their order, scored in chunks of similar length, as the
+    workers' batches would be: a chunk pads to its longest text."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    predictions: list[Prediction | None] = [None] * len(texts)
+    for start in range(0, len(order), SCORER_CHUNK):
+        chunk = order[start : start + SCORER_CHUNK]
+        for i, prediction in zip(chunk, scorer.predict([texts[i] for i in chunk]), strict=True):
+            predictions[i] = prediction
+    return [p for p in predictions if p is not None]
 
 
 def baseline_metrics(tests: list[Example], seed: int, train_limit: int | None) -> dict[str, Any]:

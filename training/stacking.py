@@ -10,30 +10,27 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from training.calibration import expected_calibration_error, fit_temperature, nll, softmax
 from training.corpora import SPLIT_SEED, Example
+from training.evaluate import predict_by_length
 from training.folders import CARD_FILE, LABEL2ID, corpus_metrics, mean_macro_f1, read_json, split_examples, write_card
 
+if TYPE_CHECKING:
+    from workers.scoring.protocol import Scorer
+
 WEIGHTS = tuple(round(w, 2) for w in np.arange(0.0, 1.0001, 0.05))
-SCORER_CHUNK = 256
 
 
-def _probabilities(scorer: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(negative, neutral, positive) rows and whether the model read each text, in chunks of similar length."""
+def _probabilities(scorer: Scorer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(negative, neutral, positive) rows and whether the model read each text."""
     from workers.scoring.stacking import as_rows
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    rows, known = np.full((len(texts), 3), 1 / 3), np.zeros(len(texts), dtype=bool)
-    for start in range(0, len(order), SCORER_CHUNK):
-        chunk = order[start : start + SCORER_CHUNK]
-        predictions = scorer.predict([texts[i] for i in chunk])
-        rows[chunk] = as_rows(predictions)
-        known[chunk] = [p.label != "unknown" for p in predictions]
-    return rows, known
+    predictions = predict_by_length(scorer, texts)
+    return as_rows(predictions), np.array([p.label != "unknown" for p in predictions])
 
 
 def _labels(transformer: np.ndarray, tfidf: np.ndarray, both: np.ndarray, weight: float) -> list[str]:

@@ -24,7 +24,6 @@ from tests.support.soak import SOAK_CHUNKS, SOAK_GRACE_S, SOAK_POSTS, SOAK_S
 
 @dataclass
 class Soak:
-    thread: threading.Thread | None = None
     report: dict[str, Any] | None = None
     error: BaseException | None = None
     missing: str | None = None  # a service the soak needs and did not find
@@ -55,8 +54,7 @@ def start_soak() -> Soak:
         soak.done.set()
         return soak
     settings = Settings(model_path=model_path.resolve(), redis_url=REDIS_URL)
-    soak.thread = threading.Thread(target=soak.run, args=(settings,), name="yuqing-soak", daemon=True)
-    soak.thread.start()
+    threading.Thread(target=soak.run, args=(settings,), name="yuqing-soak", daemon=True).start()
     return soak
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from schemas.records import SentimentProbabilities
+from workers.scoring.baseline import BaselineScorer
 from workers.scoring.hf_folder import SENTIMENTS
 from workers.scoring.protocol import ModelNotFoundError, Prediction
 
@@ -55,7 +56,7 @@ def as_rows(predictions: Sequence[Prediction]) -> np.ndarray:
 class TfidfStack:
     """The TF-IDF half of a stacked model and the mix fitted on dev."""
 
-    tfidf: Any  # a BaselineScorer: imported lazily, as serving it needs scikit-learn
+    tfidf: BaselineScorer
     weight: float
     temperature: float
     version: str
@@ -136,8 +137,6 @@ def load_stack(folder: Path, card: Mapping[str, Any]) -> TfidfStack | None:
     section = card.get("stacking")
     if not section:
         return None
-    from workers.scoring.baseline import BaselineScorer
-
     stack_folder = folder / STACK_FOLDER
     try:
         pipeline = load_tfidf(stack_folder, section["features"])
