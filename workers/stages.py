@@ -2,12 +2,12 @@
 
 The score agent runs them in this order for each micro-batch::
 
-    decode_posts → analyse_text (clean → segment → hot terms) → noise verdicts, by batch
+    decode_posts → analyse_batch (clean → segment → hot terms → sign) → noise verdicts
                  → model on ``model_text``
                  → assign_subjects (monitored subjects, else hashtags, else ``_all``) → build_scored
 
 Everything here is a plain function of its inputs, except the noise filter's recent state, which
-``prepare_posts`` updates (so batches reach it in stream order). ``analyse_text`` has no state
+``prepare_posts`` updates (so batches reach it in stream order). ``analyse_batch`` has no state
 beyond the segmenter's terms, so it may run in other processes (``workers.text_pool``).
 """
 
@@ -61,23 +61,24 @@ class PreparedPost:
         return self.clean.content or self.post.text
 
 
-def analyse_text(
-    text: str, segmenter: Segmenter, signer: Signer, max_terms: int, clock: StageClock | None = None
-) -> TextAnalysis:
-    """Clean, segment, pick the hot terms and sign the own words for the noise filter (``signer``: the
-    filter's); ``clock`` gets the time of cleaning, segmenting and signing."""
+def analyse_batch(
+    texts: Sequence[str], segmenter: Segmenter, signer: Signer, max_terms: int, clock: StageClock | None = None
+) -> list[TextAnalysis]:
+    """Clean, segment and pick the hot terms of each text, then sign the own words of all of them for
+    the noise filter (``signer``: the filter's); ``clock`` gets the time of cleaning, segmenting and
+    signing."""
     started = time.perf_counter()
-    cleaned = clean(text)
+    cleaned = [clean(text) for text in texts]
     cleaned_at = time.perf_counter()
-    tokens = tuple(segmenter.tokens(cleaned))
-    terms = tuple(dict.fromkeys(hot_terms(tokens)))[:max_terms]
+    tokens = [tuple(segmenter.tokens(found)) for found in cleaned]
+    terms = [tuple(dict.fromkeys(hot_terms(words)))[:max_terms] for words in tokens]
     segmented_at = time.perf_counter()
-    signature = signer.sign(cleaned.content)
+    signatures = signer.sign_many([found.content for found in cleaned])
     if clock is not None:
-        clock.add("clean", cleaned_at - started)
-        clock.add("segment", segmented_at - cleaned_at)
-        clock.add("signature", time.perf_counter() - segmented_at)
-    return TextAnalysis(cleaned, tokens, terms, signature)
+        clock.add("clean", cleaned_at - started, len(texts))
+        clock.add("segment", segmented_at - cleaned_at, len(texts))
+        clock.add("signature", time.perf_counter() - segmented_at, len(texts))
+    return [TextAnalysis(*found) for found in zip(cleaned, tokens, terms, signatures, strict=True)]
 
 
 def prepare_posts(
@@ -110,7 +111,7 @@ def prepare_post(
     post: Post, segmenter: Segmenter, noise: ObservesNoise, max_terms: int, clock: StageClock | None = None
 ) -> PreparedPost:
     """One post through the text stages and the noise filter (a batch of one)."""
-    return prepare_posts([post], [analyse_text(post.text, segmenter, noise.signer, max_terms, clock)], noise, clock)[0]
+    return prepare_posts([post], analyse_batch([post.text], segmenter, noise.signer, max_terms, clock), noise, clock)[0]
 
 
 def subjects_of(post: Post) -> tuple[str, ...]:

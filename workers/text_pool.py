@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pipeline.domain.noise.signature import Signer
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
-from workers.stages import TextAnalysis, analyse_text
+from workers.stages import TextAnalysis, analyse_batch
 
 _segmenter: Segmenter | None = None  # this process's, when it is a pool process
 _signer: Signer | None = None
@@ -35,7 +35,7 @@ def _analyse_chunk(
     assert _segmenter is not None and _signer is not None, "a pool process starts with _start_process"
     _segmenter.add_terms(terms)
     clock = StageClock("text")  # never published here: its totals go back to the worker's clock
-    return [analyse_text(text, _segmenter, _signer, max_terms, clock) for text in texts], clock.totals()
+    return analyse_batch(texts, _segmenter, _signer, max_terms, clock), clock.totals()
 
 
 class TextPool:
@@ -89,4 +89,4 @@ def analyse_texts(
     far), else here with ``segmenter``."""
     if pool is not None:
         return pool.analyse(texts, terms, clock)
-    return [analyse_text(text, segmenter, signer, max_terms, clock) for text in texts]
+    return analyse_batch(texts, segmenter, signer, max_terms, clock)

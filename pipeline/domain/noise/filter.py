@@ -61,9 +61,10 @@ class NoiseInput:
     signed: bool = False
 
 
-def signature_of(item: NoiseInput, signer: Signer) -> Signature | None:
-    """The item's signature: the one it carries, else ``signer``'s, now."""
-    return item.signature if item.signed else signer.sign(item.text)
+def signatures_of(items: Sequence[NoiseInput], signer: Signer) -> list[Signature | None]:
+    """Each item's signature: the one it carries, else ``signer``'s, now (the unsigned in one batch)."""
+    unsigned = iter(signer.sign_many([item.text for item in items if not item.signed]))
+    return [item.signature if item.signed else next(unsigned) for item in items]
 
 
 class ObservesNoise(Protocol):
@@ -188,7 +189,7 @@ class NoiseFilter:
 
     def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
         """The verdicts on a batch, in order: the same as ``observe`` on each post in turn."""
-        signatures = [signature_of(item, self.index.signer) for item in items]
+        signatures = signatures_of(items, self.index.signer)
         with self._lock:
             return [self._observe_signed(item, sig) for item, sig in zip(items, signatures, strict=True)]
 

@@ -26,12 +26,14 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
+from datasketch.minhash import _fmix
 
 from pipeline.domain.noise import NoiseError
 
@@ -96,28 +98,41 @@ class Signer:
         self.threshold, self.num_perm = threshold, num_perm
         self.min_chars, self.min_shingles = min_chars, min_shingles
         self.bands, self.rows = lsh_bands(threshold, num_perm)
-        template = MinHash(num_perm=num_perm, seed=1, hashfunc=zlib.crc32)
-        self._permutations, self._scheme = template.permutations, template.scheme
+        # datasketch's own permutations (seed 1, its default affine32 scheme), so the values are the ones
+        # ``MinHash(num_perm, seed=1, hashfunc=zlib.crc32).update_batch(shingles)`` gives (a test).
+        self._permutations = MinHash(num_perm=num_perm, seed=1, hashfunc=zlib.crc32).permutations
 
     def sign(self, text: str) -> Signature | None:
         """The text's signature; None when it is too short to take part (it never forms clusters)."""
-        key = dedup_key(text)
+        return self.sign_many([text])[0]
+
+    def sign_many(self, texts: Sequence[str]) -> list[Signature | None]:
+        """``sign`` of each text, with the MinHash arithmetic of all of them in one numpy pass: per text,
+        datasketch's ``update_batch`` costs more in numpy call overhead than in arithmetic."""
+        keys = [dedup_key(text) for text in texts]
+        taking = [(n, grams) for n, key in enumerate(keys) if (grams := self._shingles(key)) is not None]
+        signatures: list[Signature | None] = [None] * len(texts)
+        if not taking:
+            return signatures
+        # crc32 rather than datasketch's default sha1: 40% cheaper, and the affine permutations that
+        # follow mix its bits well enough for Jaccard estimates.
+        counts = [len(grams) for _, grams in taking]
+        hashed = np.fromiter((zlib.crc32(g) for _, grams in taking for g in grams), np.uint32, sum(counts))
+        a, b = self._permutations
+        permuted = np.multiply.outer(a, _fmix(hashed, 32))  # one column per shingle: reduceat's fast axis
+        permuted += b[:, None]
+        values = np.minimum.reduceat(permuted, np.cumsum([0, *counts[:-1]]), axis=1).T.copy()
+        for (n, _), row in zip(taking, values, strict=True):
+            signatures[n] = self._signature(keys[n], row)
+        return signatures
+
+    def _shingles(self, key: str) -> set[bytes] | None:
         if len(key) < self.min_chars:
             return None
         grams = shingles(key)
-        if len(grams) < self.min_shingles:
-            return None
-        # crc32 rather than datasketch's default sha1: 40% cheaper, and the affine permutations
-        # that follow mix its bits well enough for Jaccard estimates.
-        sketch = MinHash(
-            num_perm=self.num_perm,
-            seed=1,
-            hashfunc=zlib.crc32,
-            permutations=self._permutations,
-            scheme=self._scheme,
-        )
-        sketch.update_batch(list(grams))
-        values = sketch.hashvalues.astype(np.uint32)
+        return grams if len(grams) >= self.min_shingles else None
+
+    def _signature(self, key: str, values: np.ndarray) -> Signature:
         raw = values.astype(">u4").tobytes()
         width = 4 * self.rows
         bands = tuple(

@@ -56,6 +56,13 @@ _ASCII_PIECES = regex.compile(r"[a-zA-Z0-9]+(?:\.\d+)?%?|[^a-zA-Z0-9]+")
 _MAY_DIFFER = regex.compile(r"[-._+#&%]|(?![\u4e00-\u9fd5])\p{Han}")
 
 
+def _lower_latin(word: str) -> str:
+    """The word lowercased when it holds a Latin letter or a digit (``iPhone`` → ``iphone``, ``Α股`` kept)."""
+    lowered = word.lower()
+    # Most words are Han, which lower() leaves as they are: the regex runs only when something changed.
+    return lowered if lowered == word or word.isascii() or _LATIN_OR_DIGIT.search(word) else word
+
+
 def _as_python_jieba(words: list[str], known: Callable[[str], bool]) -> list[str]:
     """``words`` of jieba-rs's HMM cut, with the runs Python jieba splits split as it did (a word in the
     dictionary, subject terms included, stays whole)."""
@@ -161,7 +168,7 @@ class Segmenter:
             words = tokenizer.cut(text, self.hmm)
             if self.hmm and _MAY_DIFFER.search(text):
                 words = _as_python_jieba(words, tokenizer.has_word)
-        return [word.lower() if _LATIN_OR_DIGIT.search(word) else word for word in words if not word.isspace()]
+        return [_lower_latin(word) for word in words if not word.isspace()]
 
     def tokens(self, clean: CleanText) -> list[str]:
         """Word tokens of what the post says (its own words, or what a pure repost passes on)."""

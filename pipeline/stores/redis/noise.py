@@ -39,9 +39,9 @@ from pipeline.domain.noise.filter import (
     NoiseLimits,
     NoiseVerdict,
     ObservesNoise,
-    signature_of,
+    signatures_of,
 )
-from pipeline.domain.noise.signature import NUM_PERM, Signer
+from pipeline.domain.noise.signature import NUM_PERM, Signature, Signer
 from pipeline.errors import YuqingError
 from pipeline.settings import Settings
 from pipeline.stores.redis.keys import RedisKeys
@@ -122,7 +122,7 @@ class RedisNoiseFilter:
         }
         self._header = _compact_json(header)
 
-    def _document(self, item: NoiseInput, signatures: list[bytes]) -> str:
+    def _document(self, item: NoiseInput, signature: Signature | None, packed: list[bytes]) -> str:
         if not math.isfinite(item.t):
             raise NoiseError(f"post {item.post_id!r}: event time {item.t!r} is not a finite number")
         doc: dict[str, object] = {
@@ -132,20 +132,20 @@ class RedisNoiseFilter:
             "repost": bool(item.repost),
             "bucket": str(math.floor(item.t / VERDICT_BUCKET_S)),
         }
-        signature = signature_of(item, self.signer)
         if signature is not None:  # absent keys, never null: cjson's null is truthy in Lua
-            doc.update(digest=signature.digest, bands=list(signature.bands), sig=len(signatures))
-            signatures.append(signature.packed())
+            doc.update(digest=signature.digest, bands=list(signature.bands), sig=len(packed))
+            packed.append(signature.packed())
         return _compact_json(doc)
 
     def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
         """The verdicts on a batch, in order: one EVALSHA, atomic; safe to replay."""
         if not items:
             return []
-        signatures: list[bytes] = []
-        documents = [self._document(item, signatures) for item in items]
+        packed: list[bytes] = []
+        signed = zip(items, signatures_of(items, self.signer), strict=True)
+        documents = [self._document(item, signature, packed) for item, signature in signed]
         try:
-            replies = self._script(args=[self._header, b"".join(signatures), *documents])
+            replies = self._script(args=[self._header, b"".join(packed), *documents])
         except redis.RedisError as exc:
             transient = not is_data_error(exc)
             raise NoiseStoreError(f"noise verdicts of {len(items)} posts failed: {exc}", transient=transient) from exc

@@ -10,7 +10,7 @@ from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.domain.noise.filter import NoiseFilter
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
-from workers.stages import TextAnalysis, analyse_text
+from workers.stages import TextAnalysis, analyse_batch
 from workers.text_pool import TextPool
 
 MAX_TERMS = 8
@@ -38,7 +38,7 @@ def test_the_pool_analyses_as_the_thread_does(pool: TextPool) -> None:
     segmenter = Segmenter()
     clock = StageClock("unit")
     in_pool = [comparable(found) for found in pool.analyse(texts, (), clock)]
-    assert in_pool == [comparable(analyse_text(text, segmenter, SIGNER, MAX_TERMS)) for text in texts]
+    assert in_pool == [comparable(found) for found in analyse_batch(texts, segmenter, SIGNER, MAX_TERMS)]
     assert sum(signed is not None for *_, signed in in_pool) > len(texts) / 2
     totals = clock.totals()
     assert totals["clean"][1] == totals["segment"][1] == totals["signature"][1] == len(texts)

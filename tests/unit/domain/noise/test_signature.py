@@ -72,6 +72,24 @@ def test_minhash_values_and_similarity_are_datasketchs() -> None:
     assert len(_sign(SLOGAN).packed()) == 4 * NUM_PERM
 
 
+def test_a_batch_signs_each_text_as_datasketch_does() -> None:
+    """``sign_many`` does the MinHash arithmetic of a whole batch at once: per text, it must still give
+    datasketch's values, with None for the texts too short to take part, wherever they fall."""
+    batch = ["好评", *TEXTS, "", "+1", *TEXTS[::-1], "哈哈哈哈哈哈哈哈哈哈哈哈"]
+    signer = Signer()
+    for text, signature in zip(batch, signer.sign_many(batch), strict=True):
+        grams = shingles(dedup_key(text))
+        if len(dedup_key(text)) < signer.min_chars or len(grams) < signer.min_shingles:
+            assert signature is None, text
+            continue
+        assert signature is not None, text
+        sketch = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=zlib.crc32)
+        sketch.update_batch(list(grams))
+        assert np.array_equal(sketch.hashvalues, signature.hashvalues), text
+        assert (signature.digest, signature.bands) == (_sign(text).digest, _sign(text).bands)
+    assert signer.sign_many([]) == [] and signer.sign_many(["好评"]) == [None]
+
+
 def test_copies_share_the_digest_and_short_texts_get_none() -> None:
     assert _sign(SLOGAN).digest == _sign("🔥🔥" + SLOGAN + "👍 @某人").digest
     assert _sign(SLOGAN).digest != _sign(SLOGAN.replace("透", "")).digest
