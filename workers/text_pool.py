@@ -11,6 +11,7 @@ threads (faust, the model) that a fork would copy in whatever state they were.
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -31,11 +32,14 @@ def _start_process(max_chars: int, signer: Signer) -> None:
 
 def _analyse_chunk(
     texts: list[str], terms: tuple[str, ...], max_terms: int
-) -> tuple[list[TextAnalysis], dict[str, tuple[float, int]]]:
+) -> tuple[list[TextAnalysis], dict[str, tuple[float, int]], float]:
+    """The chunk's analyses, the time per stage, and the CPU seconds this process spent on the chunk."""
     assert _segmenter is not None and _signer is not None, "a pool process starts with _start_process"
+    started = time.process_time()
     _segmenter.add_terms(terms)
     clock = StageClock("text")  # never published here: its totals go back to the worker's clock
-    return analyse_batch(texts, _segmenter, _signer, max_terms, clock), clock.totals()
+    analyses = analyse_batch(texts, _segmenter, _signer, max_terms, clock)
+    return analyses, clock.totals(), time.process_time() - started
 
 
 class TextPool:
@@ -44,6 +48,7 @@ class TextPool:
 
     def __init__(self, processes: int, max_chars: int, max_terms: int, signer: Signer) -> None:
         self.processes, self._max_terms = processes, max_terms
+        self.cpu_s = 0.0  # CPU seconds the processes spent on the chunks so far (benches read it)
         self._executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -65,8 +70,9 @@ class TextPool:
         futures = [self._executor.submit(_analyse_chunk, chunk, terms, self._max_terms) for chunk in chunks]
         analyses: list[TextAnalysis] = []
         for future in futures:
-            found, totals = future.result()
+            found, totals, cpu_s = future.result()
             analyses += found
+            self.cpu_s += cpu_s
             if clock is not None:
                 for stage, (seconds, records) in totals.items():
                     clock.add(stage, seconds, records)

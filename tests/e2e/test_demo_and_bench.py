@@ -143,3 +143,7 @@ def test_stages_bench_keeps_the_order_of_stages_and_compares_with_the_model(mode
     assert list(report["us_per_post"]) == stages
     assert report["stages_posts_per_s"] > 0 and report["model_alone_posts_per_s"] > 0
     assert report["stages_over_model"] > 0
+    # CPU over the run, the text processes' included: both figures are there; their difference, the
+    # pipeline's own cost, is a measurement (noisy on 256 posts), not a test.
+    assert report["model_alone_cpu_us_per_post"] > 0
+    assert isinstance(report["cpu_us_per_post_without_model"], float)

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import ahocorasick
 import numpy as np
@@ -28,6 +29,11 @@ from pipeline.domain.subjects.model import Subject, SubjectSet, normalise_term
 from pipeline.domain.text.clean import CleanText
 
 CACHED_MATCHERS = 4  # a worker holds the current set, and briefly the previous one during a reload
+
+
+# A post has dozens of tokens and a stream's tokens repeat (a few thousand make up most of it): their
+# normal form is remembered rather than computed a few dozen times a post.
+_normalised_token = lru_cache(maxsize=65_536)(normalise_term)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -85,7 +91,7 @@ class SubjectMatcher:
                 continue
             found.add(term_id)
         for token in tokens:
-            term_id = self._ids.get(normalise_term(token))
+            term_id = self._ids.get(_normalised_token(token))
             if term_id is not None:
                 found.add(term_id)
         return found

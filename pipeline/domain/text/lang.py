@@ -29,7 +29,7 @@ MIN_WORDS_FOR_ENGLISH_CHECK = 5
 _HAN = regex.compile(r"\p{Han}")
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 _LATIN = regex.compile(r"\p{Latin}")
-_LETTER = regex.compile(r"\p{L}")
+_NOT_LETTER = regex.compile(r"\P{L}+")
 _LATIN_WORD = regex.compile(r"\p{Latin}+(?:'\p{Latin}+)?")
 # The commonest English function words: a Latin-script post of five or more words with none of
 # them is taken as another language (French, Indonesian, pinyin...).
@@ -42,15 +42,22 @@ _MARKERS = (
 _ENGLISH_MARKERS = frozenset(_MARKERS.split())
 
 
+def _script_counts(sample: str) -> tuple[int, int, int, int]:
+    """Han, kana, Latin and all letters of the sample. Most posts are Han with at most some ASCII
+    letters besides: for them two deletions answer, without the kana and Latin scans."""
+    letters = _NOT_LETTER.sub("", sample)
+    others = _HAN.sub("", letters)
+    if others.isascii():  # ASCII letters are Latin
+        return len(letters) - len(others), 0, len(others), len(letters)
+    return len(letters) - len(others), len(_KANA.findall(others)), len(_LATIN.findall(others)), len(letters)
+
+
 def detect_lang(text: str) -> Lang:
     """``zh`` / ``en`` / ``other`` for any string; never raises."""
     sample = text[:SAMPLE_CHARS]
-    letters = len(_LETTER.findall(sample))
+    han, kana, latin, letters = _script_counts(sample)
     if letters == 0:
         return "other"
-    han = len(_HAN.findall(sample))
-    kana = len(_KANA.findall(sample))
-    latin = len(_LATIN.findall(sample))
     if kana and kana >= KANA_SHARE_FOR_JAPANESE * (han + kana):
         return "other"
     if han and han >= HAN_PER_LATIN_LETTER * latin and han + latin >= 0.5 * letters:

@@ -37,7 +37,9 @@ def test_the_pool_analyses_as_the_thread_does(pool: TextPool) -> None:
     texts = [post.text for post in SyntheticFeed("baseline", rate=50, seed=3).take(300)]
     segmenter = Segmenter()
     clock = StageClock("unit")
+    cpu_before = pool.cpu_s
     in_pool = [comparable(found) for found in pool.analyse(texts, (), clock)]
+    assert pool.cpu_s > cpu_before  # the processes' CPU on the chunks, for the stages bench
     assert in_pool == [comparable(found) for found in analyse_batch(texts, segmenter, SIGNER, MAX_TERMS)]
     assert sum(signed is not None for *_, signed in in_pool) > len(texts) / 2
     totals = clock.totals()
