@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         1, ge=1, description="Replicas that must hold a write before it counts (acks=all): 2 in production."
     )
     worker_group: str = Field("yuqing", description="faust application id, hence the consumer group.")
+    worker_agents: Literal["all", "score", "aggregate"] = Field(
+        "all",
+        description="The agents this worker runs: both, or one of them, so that scoring (a GPU) and storing "
+        "scale apart and each has a process's GIL. A split worker joins its agent's own group "
+        "(worker_group-score, worker_group-aggregate): run every worker of a deployment one way or the other.",
+    )
     author_key: SecretStr = Field(
         SecretStr(""),
         description="When set, author ids are replaced by a keyed hash (HMAC-SHA256) before Kafka, at ingest and "

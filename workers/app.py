@@ -98,6 +98,15 @@ def _score_failed(exc: BaseException) -> None:
     _fatal(f"score batch failed: {exc!r}")  # unacked: the batch and those behind it are redelivered
 
 
+def group_of(settings: Settings) -> str:
+    """The worker's faust application id, hence its consumer group. A worker that runs one agent joins
+    that agent's own group: faust assigns every topic of a group to every member, so members with
+    other agents in one group would be handed partitions they have no agent for."""
+    if settings.worker_agents == "all":
+        return settings.worker_group
+    return f"{settings.worker_group}-{settings.worker_agents}"
+
+
 def _fatal(reason: str) -> None:
     """Stop at once without acking: the batch is redelivered to whoever takes the partition."""
     log.critical("%s; exiting without committing so the batch is replayed", reason)
@@ -110,8 +119,10 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.scores = settings.worker_agents in ("all", "score")
+        self.stores = settings.worker_agents in ("all", "aggregate")
         self.app = faust.App(
-            settings.worker_group,
+            group_of(settings),
             broker=f"kafka://{settings.broker}",
             store="memory://",
             # faust keeps per-app files in a data folder; not in the working directory (a checkout).
@@ -132,8 +143,10 @@ class Worker:
         self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
         self.flushes = 0
         self._aggregate_clock = StageClock("aggregate")
-        self.app.agent(self.raw, name="score")(self.score_agent)
-        self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
+        if self.scores:
+            self.app.agent(self.raw, name="score")(self.score_agent)
+        if self.stores:
+            self.app.agent(self.scored, name="aggregate")(self.aggregate_agent)
         self._loop: asyncio.AbstractEventLoop | None = None  # faust's, once it runs: what /healthz pings
         self.joined = False
         self._lag_labels: set[tuple[str, str]] = set()
@@ -142,7 +155,7 @@ class Worker:
         metrics.init_labels()
         self.alerting: Alerting | None = None
         self.api: ApiServer | None = None  # set by run_worker(with_api=True)
-        if settings.alerts_enabled:
+        if settings.alerts_enabled and self.stores:  # in one group only: one detector in all
             alerts = self.app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, value_serializer="raw")
             self.alerting = Alerting(settings, alerts)
             # On the leader only: one detector per group, whatever the number of workers.
@@ -285,7 +298,7 @@ class Worker:
         """What /readyz reports; runs in the probe thread, so the stores' round trips wait there."""
         return {
             "group": "ok" if self.joined else "not joined yet",
-            "model": "ok" if self._runtime is not None else "not loaded",
+            **({"model": "ok" if self._runtime is not None else "not loaded"} if self.scores else {}),
             **run_checks(
                 {
                     "redis": lambda: redis_reachable(self.settings),
@@ -354,9 +367,10 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
         worker.api = ApiServer(settings)
         worker.api.start()
         log.warning("dashboard and API at %s/", worker.api.url)
-    # Load the model and jieba before joining the group, so the first batch is not slow.
-    _ = worker.runtime, worker.preparer
-    worker.prepare_sinks()
+    if worker.scores:  # the model and jieba before joining the group, so the first batch is not slow
+        _ = worker.runtime, worker.preparer
+    if worker.stores:
+        worker.prepare_sinks()
     faust_worker = _BoundedStopWorker(
         worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s, settings=settings
     )

@@ -225,13 +225,16 @@ def bench() -> None:
 @click.option(
     "--latency-s", type=float, default=10.0, show_default=True, help="Seconds of each offered load (latency part)."
 )
+@click.option(
+    "--split-agents", is_flag=True, help="One process scores and another stores (YUQING_WORKER_AGENTS), not one both."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
-def bench_pipeline(posts: int, latency_s: float, as_json: bool) -> None:
+def bench_pipeline(posts: int, latency_s: float, split_agents: bool, as_json: bool) -> None:
     """Ingest and end-to-end posts/s against the model alone, µs per post by stage, and event→Redis
     latency at 50% and 80% of the measured rate (one worker, embedded services)."""
     from pipeline.devkit.bench.pipeline_bench import run as run_bench
 
-    report = run_bench(posts, get_settings(), progress=not as_json, latency_s=latency_s)
+    report = run_bench(posts, get_settings(), progress=not as_json, latency_s=latency_s, split_agents=split_agents)
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 

@@ -77,6 +77,21 @@ def test_crash_between_flush_and_commit_loses_and_doubles_nothing(
     assert_exact(e2e_settings, posts)
 
 
+def test_split_agents_count_every_post_exactly_once_across_a_storing_crash(
+    e2e_settings: Settings, workers: WorkerFactory
+) -> None:
+    """A scoring worker and a storing worker, each with its agent alone in its own group: the storing
+    one dies between a flush and its commit, and its successor stores the rest once."""
+    posts = produce(e2e_settings)
+    workers(e2e_settings.model_copy(update={"worker_agents": "score"}))
+    storing = e2e_settings.model_copy(update={"worker_agents": "aggregate"})
+    crashing = storing.model_copy(update={"test_crash_after_flushes": 2, "batch_max_items": 64})
+    assert workers(crashing).wait(180) == CRASH_EXIT_CODE
+    assert 0 < RedisLive(e2e_settings).total(30) < N
+    workers(storing)
+    assert_exact(e2e_settings, posts)
+
+
 def test_worker_killed_mid_stream_then_restarted(e2e_settings: Settings, workers: WorkerFactory) -> None:
     posts = produce(e2e_settings)
     slow = e2e_settings.model_copy(update={"batch_max_items": 32})

@@ -18,6 +18,8 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,12 @@ STAGE_DEFINITION = (
     "agent mostly waiting for the batch ahead, as batches are in flight together); agents, threads and "
     "batches overlap, so the sum need not match the end-to-end µs per post"
 )
+
+
+# The posts' event times span the ten minutes before the run, and a run stops ten minutes after launch:
+# 30 minutes hold them all. The bench polls the count 20 times a second while the worker is timed, on
+# the same cores: a day's window (1,440 hashes a poll) took a quarter of a core from the worker.
+COUNT_WINDOW_MINUTES = 30
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -153,7 +161,7 @@ def bench_end_to_end(
     first: float | None = None
     counted_at_first = 0
     with progress_bar("end to end", n, enabled=progress) as report:
-        while (counted := live.total(24 * 60)) < n:
+        while (counted := live.total(COUNT_WINDOW_MINUTES)) < n:
             report(counted)
             if first is None and counted:
                 first, counted_at_first = time.perf_counter(), counted
@@ -198,7 +206,7 @@ def scrape_when_stored(url: str, n: int, timeout_s: float = 60) -> dict[tuple[st
         time.sleep(0.1)
 
 
-def stage_costs(counters: dict[tuple[str, str, str], float], e2e_posts_per_s: float | None) -> dict[str, Any]:
+def stage_costs(counters: Mapping[tuple[str, str, str], float], e2e_posts_per_s: float | None) -> dict[str, Any]:
     """µs per record of each stage, each agent's unaccounted rest as ``other``, and the end-to-end µs/post."""
     seconds = {(agent, stage): v for (name, agent, stage), v in counters.items() if name == f"{STAGE_SECONDS}_total"}
     records = {(agent, stage): v for (name, agent, stage), v in counters.items() if name == f"{STAGE_RECORDS}_total"}
@@ -213,6 +221,16 @@ def stage_costs(counters: dict[tuple[str, str, str], float], e2e_posts_per_s: fl
     table["sum_of_batches"] = round(table["score"]["batch"] + table["aggregate"]["batch"], 1)
     table["e2e_us_per_post"] = round(1e6 / e2e_posts_per_s, 1) if e2e_posts_per_s else None
     return table
+
+
+def _worker_settings(settings: Settings, split: bool) -> list[Settings]:
+    """One worker with both agents, or a scoring one (on ``settings``' port) and a storing one."""
+    if not split:
+        return [settings]
+    return [
+        settings.model_copy(update={"worker_agents": "score"}),
+        settings.model_copy(update={"worker_agents": "aggregate", "worker_http_port": free_port(0)}),
+    ]
 
 
 def _us(seconds: float, records: float) -> float:
@@ -232,24 +250,32 @@ def bench_latency(
     }
 
 
-def run(posts: int, base: Settings, *, progress: bool = False, latency_s: float = LATENCY_S) -> dict[str, Any]:
+def run(
+    posts: int, base: Settings, *, progress: bool = False, latency_s: float = LATENCY_S, split_agents: bool = False
+) -> dict[str, Any]:
     """``progress``: a bar on stderr while the worker drains (a terminal only). ``latency_s``: how long
-    each offered load of the latency part lasts."""
+    each offered load of the latency part lasts. ``split_agents``: a scoring and a storing process."""
     with bench_environment(base, "pipeline", worker_http_port=free_port(0)) as (settings, workdir):
         records = _records(posts)
         ingest = bench_ingest(settings, records)
         model = bench_model_alone(settings, records)
         reference = _bare_consume_seconds(settings, posts)
+        processes = _worker_settings(settings, split_agents)
         launched = time.perf_counter()
-        worker = start_worker(settings, workdir / "bench-worker.log")
+        workers = [start_worker(each, workdir / f"bench-worker-{each.worker_agents}.log") for each in processes]
+        scoring = workers[0]  # what the runs watch for a crash
         try:
-            end_to_end = bench_end_to_end(settings, posts, worker, launched, workdir, progress=progress)
-            metrics_url = f"http://127.0.0.1:{settings.worker_http_port}/metrics"
-            stages = stage_costs(scrape_when_stored(metrics_url, posts), end_to_end["posts_per_s"])
+            end_to_end = bench_end_to_end(settings, posts, scoring, launched, workdir, progress=progress)
+            counters: Counter[tuple[str, str, str]] = Counter()
+            for each in processes:  # summed: an agent's counters are in its own process, zero in the other
+                url = f"http://127.0.0.1:{each.worker_http_port}/metrics"
+                counters.update(_scrape(url) if each.worker_agents == "score" else scrape_when_stored(url, posts))
+            stages = stage_costs(counters, end_to_end["posts_per_s"])
             capacity = end_to_end["posts_per_s"] or model["posts_per_s"]
-            latencies = bench_latency(settings, worker, capacity, latency_s)
+            latencies = bench_latency(settings, scoring, capacity, latency_s)
         finally:
-            stop_worker(worker)
+            for worker in workers:
+                stop_worker(worker)
     ours = end_to_end["posts_per_s"]
     end_to_end |= {
         "reference_consume_posts_per_s": _rate(posts, reference),
@@ -259,6 +285,7 @@ def run(posts: int, base: Settings, *, progress: bool = False, latency_s: float 
     }
     return {
         "bench": "pipeline",
+        "worker_agents": "split" if split_agents else "all",
         "ingest": ingest,
         "end_to_end": end_to_end,
         "model_alone": model,

@@ -19,10 +19,12 @@ SCORE_STAGES = (
 AGGREGATE_STAGES = ("decode", "redis_flush", "clickhouse_flush", "other", "batch")
 
 
-def test_tiny_run_reports_stage_costs_model_ratio_and_latency(redis_url: str) -> None:
+@pytest.mark.parametrize("split_agents", [False, True], ids=["one-worker", "scoring-and-storing-workers"])
+def test_tiny_run_reports_stage_costs_model_ratio_and_latency(redis_url: str, split_agents: bool) -> None:
     require_service((BASELINE / "model.json").is_file(), f"{BASELINE} missing: run `yuqing model train-baseline`")
     # More posts than one micro-batch (256), so the end-to-end rate spans more than one flush.
-    report = run(600, Settings(model_path=BASELINE, redis_url=redis_url), latency_s=1.5)
+    report = run(600, Settings(model_path=BASELINE, redis_url=redis_url), latency_s=1.5, split_agents=split_agents)
+    assert report["worker_agents"] == ("split" if split_agents else "all")
 
     end_to_end, model = report["end_to_end"], report["model_alone"]
     assert end_to_end["posts"] == 600 and end_to_end["posts_per_s"] > 0
