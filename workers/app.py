@@ -86,7 +86,7 @@ async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str 
     callbacks and sensors cost more of the worker's GIL than the send itself, and the score agent
     needs none of them (it waits for the acknowledgements and acks its events itself).
     """
-    name, producer = topic.get_topic_name(), app.producer
+    name, producer = topic.get_topic_name(), await app.maybe_start_producer()
     futures = [
         await producer.send(name, key.encode() if key else None, value.encode(), None, None, None)
         for key, value in records
