@@ -296,15 +296,13 @@ class Worker:
 
     def readiness(self) -> dict[str, str]:
         """What /readyz reports; runs in the probe thread, so the stores' round trips wait there."""
+        checks: dict[str, Callable[[], str]] = {"redis": lambda: redis_reachable(self.settings)}
+        if self.stores:  # a worker that only scores never writes history
+            checks["clickhouse"] = lambda: clickhouse_reachable(self.settings)
         return {
             "group": "ok" if self.joined else "not joined yet",
             **({"model": "ok" if self._runtime is not None else "not loaded"} if self.scores else {}),
-            **run_checks(
-                {
-                    "redis": lambda: redis_reachable(self.settings),
-                    "clickhouse": lambda: clickhouse_reachable(self.settings),
-                }
-            ),
+            **run_checks(checks),
         }
 
     async def _on_shutdown(self, *_: Any, **__: Any) -> None:
