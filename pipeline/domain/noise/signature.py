@@ -121,9 +121,11 @@ class Signer:
         a, b = self._permutations
         permuted = np.multiply.outer(a, _fmix(hashed, 32))  # one column per shingle: reduceat's fast axis
         permuted += b[:, None]
-        values = np.minimum.reduceat(permuted, np.cumsum([0, *counts[:-1]]), axis=1).T.copy()
+        values = np.minimum.reduceat(permuted, np.cumsum([0, *counts[:-1]]), axis=1).T
         for (n, _), row in zip(taking, values, strict=True):
-            signatures[n] = self._signature(keys[n], row)
+            # A copy of its own: a row view would keep the whole batch's array alive for as long as the
+            # noise index keeps this one signature.
+            signatures[n] = self._signature(keys[n], row.copy())
         return signatures
 
     def _shingles(self, key: str) -> set[bytes] | None:
