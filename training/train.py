@@ -128,6 +128,7 @@ def train_teacher(
     val_limit_per_corpus: CorpusLimit = 400,
     test_limit_per_corpus: int | None = None,
     resume: bool = True,
+    lexicon_phrases: int = 0,
     train_embeddings: bool = False,
     freeze_layers: int = 0,
     dtype: str = "float32",
@@ -139,6 +140,7 @@ def train_teacher(
 
     ``base`` is the e5 build, or a folder this project trained (a student, say, for a further round on
     the labels alone): the result then keeps that folder's model id and its card as lineage.
+    ``lexicon_phrases``: that many short lexicon-labelled phrases join the training texts (training.augment).
     """
     config = config or LoopConfig()
     base, out = Path(base), Path(out)
@@ -146,6 +148,13 @@ def train_teacher(
         raise TrainingError(f"no base model at {base}; run `yuqing model build-base` first")
     started = time.perf_counter()
     train = oversampled(split_examples("train", limit_per_corpus, config.seed), oversample)
+    augmentation = None
+    if lexicon_phrases:
+        from training.augment import describe_source
+        from training.augment import lexicon_phrases as draw_phrases
+
+        added, counts = draw_phrases(lexicon_phrases, train, config.seed)
+        train, augmentation = train + added, {**describe_source(), **counts}
     validation = split_examples("validation", val_limit_per_corpus, config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     rows = token_ids(tokenizer, prefixed(e.text for e in train), max_length)
@@ -160,6 +169,7 @@ def train_teacher(
         "max_length": max_length,
         "limit_per_corpus": limit_per_corpus,
         "oversample": oversample,
+        "lexicon_phrases": lexicon_phrases,
         "train_embeddings": train_embeddings,
         "freeze_layers": freeze_layers,
         "val_limit_per_corpus": val_limit_per_corpus,
@@ -200,7 +210,7 @@ def train_teacher(
         "max_length": max_length,
         "text_prefix": TEXT_PREFIX,
         "base": {"path": str(base), **base_report},
-        "data": data_card(train, validation, limit_per_corpus, val_limit_per_corpus),
+        "data": {**data_card(train, validation, limit_per_corpus, val_limit_per_corpus), "augmentation": augmentation},
         "splits": {"seed": config.seed, "method": SPLIT_METHOD},
         "hyperparameters": {
             **asdict(config),

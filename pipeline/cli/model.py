@@ -222,10 +222,24 @@ def _run_arguments(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--train-embeddings", is_flag=True, help="Also train the 96M-parameter word embeddings (slow on CPU).")
 @click.option("--freeze-layers", type=int, default=0, show_default=True, help="Freeze the lowest N encoder layers.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option(
+    "--lexicon-phrases",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Add N short phrases labelled by the HowNet lexicon and negation (training.augment).",
+)
 @_loop_options
 @json_option()
 def train_command(
-    base: Path, out: Path, train_embeddings: bool, freeze_layers: int, dtype: str, as_json: bool, **options: Any
+    base: Path,
+    out: Path,
+    train_embeddings: bool,
+    freeze_layers: int,
+    dtype: str,
+    lexicon_phrases: int,
+    as_json: bool,
+    **options: Any,
 ) -> None:
     """Fine-tune the e5-small base (or a trained folder, for a further round) on the labels; writes a
     model folder and card."""
@@ -239,6 +253,7 @@ def train_command(
         train_embeddings=train_embeddings,
         freeze_layers=freeze_layers,
         dtype=dtype,
+        lexicon_phrases=lexicon_phrases,
         **_run_arguments(options),
     )
     echo_json({k: card[k] for k in ("model_id", "version", "metrics", "throughput")}, as_json)
