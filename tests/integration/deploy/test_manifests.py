@@ -25,6 +25,7 @@ from pipeline.kafka import topic_names
 from pipeline.settings import Settings
 from tests.support.paths import REPO
 from tests.support.require import require_service
+from workers.app import group_of
 
 pytestmark = pytest.mark.integration
 
@@ -230,12 +231,26 @@ def test_every_pod_is_non_root_bounded_and_probed(overlay: str, builds: dict[str
         assert len(budgets) == 1, deployment["metadata"]["name"]
 
 
-def test_the_worker_probes_healthz_and_readyz_on_8600(builds: dict[str, list[dict[str, Any]]]) -> None:
+def worker_deployments(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Deployments that run `yuqing worker`: one for every agent, or a scoring and a storing one."""
+    return [
+        d for d in of_kind(docs, "Deployment") if d["spec"]["template"]["spec"]["containers"][0]["args"] == ["worker"]
+    ]
+
+
+def agents_of(deployment: dict[str, Any]) -> str:
+    """YUQING_WORKER_AGENTS as the Deployment's container sets it over the ConfigMap (default: all)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container.get("env", [])}.get("YUQING_WORKER_AGENTS", "all")
+
+
+def test_every_worker_probes_healthz_and_readyz_on_8600(builds: dict[str, list[dict[str, Any]]]) -> None:
     for docs in builds.values():
-        (container,) = named(docs, "Deployment", "yuqing-worker")["spec"]["template"]["spec"]["containers"]
-        assert container["ports"] == [{"name": "http", "containerPort": 8600, "protocol": "TCP"}]
-        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        for deployment in worker_deployments(docs):
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            assert container["ports"] == [{"name": "http", "containerPort": 8600, "protocol": "TCP"}]
+            assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+            assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert config(docs)["YUQING_WORKER_HTTP_HOST"] == "0.0.0.0"
         assert config(docs)["YUQING_WORKER_HTTP_PORT"] == "8600"
 
@@ -266,17 +281,34 @@ def test_config_and_secret_keys_are_settings_and_the_secret_is_a_marked_template
     Settings()
 
 
-def test_keda_scales_the_worker_on_raw_lag_within_the_partitions(builds: dict[str, list[dict[str, Any]]]) -> None:
+def test_keda_scales_each_worker_on_its_own_groups_lag_within_the_partitions(
+    builds: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The scoring work waits on posts.raw and the storing work on posts.scored, each in the group its
+    agents join (workers.app.group_of); a worker running both is scaled on raw."""
     for docs in builds.values():
         settings = config(docs)
-        scaled = named(docs, "ScaledObject", "yuqing-worker")["spec"]
-        assert scaled["scaleTargetRef"]["name"] == "yuqing-worker"
-        assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= int(settings["YUQING_PARTITIONS"])
-        (trigger,) = scaled["triggers"]
-        assert trigger["type"] == "kafka"
-        assert trigger["metadata"]["topic"] == settings["YUQING_TOPIC_RAW"] == "posts.raw"
-        assert trigger["metadata"]["consumerGroup"] == settings["YUQING_WORKER_GROUP"]
-        assert trigger["metadata"]["bootstrapServers"] == settings["YUQING_BROKER"]
+        for deployment in worker_deployments(docs):
+            name, agents = deployment["metadata"]["name"], agents_of(deployment)
+            (scaled,) = [
+                s["spec"] for s in of_kind(docs, "ScaledObject") if s["spec"]["scaleTargetRef"]["name"] == name
+            ]
+            assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"] <= int(settings["YUQING_PARTITIONS"])
+            (trigger,) = scaled["triggers"]
+            assert trigger["type"] == "kafka"
+            topic = settings["YUQING_TOPIC_SCORED" if agents == "aggregate" else "YUQING_TOPIC_RAW"]
+            assert trigger["metadata"]["topic"] == topic
+            group = group_of(Settings(worker_group=settings["YUQING_WORKER_GROUP"], worker_agents=agents))
+            assert trigger["metadata"]["consumerGroup"] == group, name
+            assert trigger["metadata"]["bootstrapServers"] == settings["YUQING_BROKER"]
+
+
+def test_gpu_pods_only_score_and_cpu_pods_of_the_slim_image_store(builds: dict[str, list[dict[str, Any]]]) -> None:
+    gpu = {d["metadata"]["name"]: agents_of(d) for d in worker_deployments(builds["gpu"])}
+    assert gpu == {"yuqing-worker": "score", "yuqing-storer": "aggregate"}
+    storer = named(builds["gpu"], "Deployment", "yuqing-storer")["spec"]["template"]["spec"]
+    assert storer["containers"][0]["image"].endswith("-slim") and "nvidia.com/gpu" not in str(storer)
+    assert {d["metadata"]["name"]: agents_of(d) for d in worker_deployments(builds["cpu"])} == {"yuqing-worker": "all"}
 
 
 def test_kafka_topics_are_replicated_three_ways_two_in_sync(builds: dict[str, list[dict[str, Any]]]) -> None:
@@ -391,13 +423,18 @@ def test_requirements_split_the_dependencies_without_loss() -> None:
         requirements.main([str(pyproject), "--only", "torch,not-a-dependency"])
 
 
-def test_api_ingest_and_migrate_never_import_torch() -> None:
+def test_api_ingest_migrate_and_a_storing_worker_never_import_torch() -> None:
     """What the slim image rests on: those commands' modules import with torch and transformers missing."""
     code = (
         "import sys\n"
         "for name in ('torch', 'transformers', 'safetensors'): sys.modules[name] = None\n"
         "import pipeline.cli.main, pipeline.api.server, pipeline.ingest.http, pipeline.ingest.producer\n"
         "import pipeline.stores.clickhouse.migrations, pipeline.stores.clickhouse.engines\n"
+        # The storing worker of the GPU overlay runs the slim image: its agent and detectors need no model.
+        "from pipeline.settings import Settings\n"
+        "from workers.app import Worker\n"
+        "worker = Worker(Settings(worker_agents='aggregate'))\n"
+        "assert worker.stores and not worker.scores\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
