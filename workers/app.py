@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 import numpy as np
@@ -45,7 +45,7 @@ from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, part
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
-from workers.scoring.protocol import ScoreResult, Unscored
+from workers.scoring.protocol import Prediction, ScoreResult, Unscored
 from workers.stages import assign_subjects, build_scored, decode_scored
 from workers.storing import store_all
 
@@ -175,7 +175,8 @@ class Worker:
         if self._preparer is None:
             redis_client = connect(self.settings)
             noise = build_noise_filter(self.settings, redis_client)
-            self._preparer = Preparer(self.settings, SubjectStore(redis_client, self.settings.redis_prefix), noise)
+            store = SubjectStore(redis_client, self.settings.redis_prefix)
+            self._preparer = Preparer(self.settings, store, noise, self.runtime.companion)
             self._preparer.start()
         return self._preparer
 
@@ -216,9 +217,12 @@ class Worker:
 
     async def _model_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
         assert batch.prepared is not None
-        texts = [item.model_text for item in batch.prepared.posts]
+        posts = batch.prepared.posts
+        texts = [item.model_text for item in posts]
+        companions = [item.companion for item in posts]
+        made = None if None in companions else cast(list[Prediction], companions)  # by the text stages
         with batch.clock.timed("model", len(texts)):
-            batch.results = await self.runtime.predict(texts)
+            batch.results = await self.runtime.predict(texts, made)
         batch.scored_at = datetime.now(UTC)
         return batch
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tenacity import Retrying, retry_if_exception, wait_exponential
@@ -20,6 +21,7 @@ from pipeline.stores.redis.noise import NoiseStoreError
 from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
 from schemas.records import Rejection
 from workers.runtime import ScoringRuntime
+from workers.scoring.protocol import Scorer
 from workers.stages import PreparedPost, decode_posts, prepare_posts
 from workers.text_pool import TextPool, analyse_texts
 
@@ -35,19 +37,29 @@ class PreparedBatch:
 
 class Preparer:
     """One per worker process. ``noise``: where the verdicts come from (state shared in Redis, or this
-    process's own)."""
+    process's own); ``companion``: a stacked model's TF-IDF half and its folder (``ScoringRuntime.companion``),
+    scored with the text stages, so that on a GPU it runs on the text processes' cores, not in the model's
+    thread."""
 
-    def __init__(self, settings: Settings, store: SubjectStore, noise: ObservesNoise) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SubjectStore,
+        noise: ObservesNoise,
+        companion: tuple[Scorer, Path] | None = None,
+    ) -> None:
         self._settings = settings
         self._author_key = settings.author_key.get_secret_value().encode()
         self._store = store
         self.noise = noise
         self.segmenter = Segmenter(settings.text_max_chars)
+        folder = companion[1] if companion is not None else None
         self.pool = (
-            TextPool(settings.text_processes, settings.text_max_chars, settings.terms_per_post, noise.signer)
+            TextPool(settings.text_processes, settings.text_max_chars, settings.terms_per_post, noise.signer, folder)
             if settings.text_processes
             else None
         )
+        self._companion = companion[0] if companion is not None and self.pool is None else None
         self._terms: tuple[str, ...] = ()  # every subject term so far, for the pool's segmenters
         self.watcher = SubjectsWatcher(store, settings.subjects_reload_s)
         self.subjects = SubjectSet()
@@ -89,7 +101,7 @@ class Preparer:
             self._terms = tuple(dict.fromkeys([*self._terms, *changed.all_terms()]))
         texts = [post.text for post in posts]
         analyses = analyse_texts(
-            texts, self.pool, self._terms, self.segmenter, self.noise.signer, s.terms_per_post, clock
+            texts, self.pool, self._terms, self.segmenter, self.noise.signer, s.terms_per_post, clock, self._companion
         )
         prepared = self._noise_retrying(prepare_posts, posts, analyses, self.noise, clock)
         return PreparedBatch(prepared, rejections, changed)

@@ -9,13 +9,22 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from pipeline.observability import metrics
 from workers.batching import plan_model_calls
 from workers.scoring.native_memory import heap_trimmer
-from workers.scoring.protocol import Embeds, EstimatesTokens, RunsOnDevice, Scorer, ScoreResult, Unscored
+from workers.scoring.protocol import (
+    Embeds,
+    EstimatesTokens,
+    Prediction,
+    RunsOnDevice,
+    Scorer,
+    ScoreResult,
+    Unscored,
+)
 
 log = logging.getLogger(__name__)
 # Tokens per model call when the setting is 0 (auto). On a CPU a Transformer scores fastest in calls of a
@@ -85,21 +94,31 @@ class ScoringRuntime:
         with self._queue_lock:
             self._queued += count
 
-    async def predict(self, texts: Sequence[str]) -> list[ScoreResult]:
-        """One result per text: a prediction, or the reason the model could not score it."""
+    @property
+    def companion(self) -> tuple[Scorer, Path] | None:
+        """For a stacked model, its TF-IDF half and the folder a text process loads it from; else None."""
+        embedder = self._embedder
+        if embedder is None or embedder.companion is None or embedder.companion_folder is None:
+            return None
+        return embedder.companion, embedder.companion_folder
+
+    async def predict(self, texts: Sequence[str], companions: Sequence[Prediction] | None = None) -> list[ScoreResult]:
+        """One result per text: a prediction, or the reason the model could not score it. ``companions``:
+        a stacked model's TF-IDF predictions of the same texts, when the text stages made them."""
         loop = asyncio.get_running_loop()
         batch = list(texts)
         self._enqueue(len(batch))
-        return await loop.run_in_executor(self._executor, self._predict_blocking, batch)
+        return await loop.run_in_executor(self._executor, self._predict_blocking, batch, companions)
 
-    def _predict_blocking(self, texts: list[str]) -> list[ScoreResult]:
+    def _predict_blocking(self, texts: list[str], companions: Sequence[Prediction] | None = None) -> list[ScoreResult]:
         self._enqueue(-len(texts))
         started = time.perf_counter()
         results: list[ScoreResult] = [Unscored("not scored")] * len(texts)
         calls = plan_model_calls(texts, self._max_items, self._max_tokens, self._estimate_tokens)
         for call in calls:
             call_started = time.perf_counter()
-            for index, result in zip(call, self._predict_call([texts[i] for i in call]), strict=True):
+            companion = None if companions is None else [companions[i] for i in call]
+            for index, result in zip(call, self._predict_call([texts[i] for i in call], companion), strict=True):
                 results[index] = result
             metrics.observe_model_call(time.perf_counter() - call_started)
         self.stats.record(len(texts), [len(c) for c in calls], time.perf_counter() - started)
@@ -107,11 +126,11 @@ class ScoringRuntime:
             self._trim_heap()
         return results
 
-    def _predict_call(self, texts: list[str]) -> list[ScoreResult]:
+    def _predict_call(self, texts: list[str], companion: list[Prediction] | None) -> list[ScoreResult]:
         try:
             if self._embedder is None:
                 return list(self.scorer.predict(texts))
-            predictions, embeddings = self._embedder.predict_with_embeddings(texts)
+            predictions, embeddings = self._embedder.predict_with_embeddings(texts, companion)
             return [p._replace(embedding=row) for p, row in zip(predictions, embeddings, strict=True)]
         except Exception:  # one bad text must not sink its neighbours: retry them one by one
             log.exception("model call of %d texts failed; retrying one by one", len(texts))

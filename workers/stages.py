@@ -2,8 +2,8 @@
 
 The score agent runs them in this order for each micro-batch::
 
-    decode_posts → analyse_batch (clean → segment → hot terms → sign) → noise verdicts
-                 → model on ``model_text``
+    decode_posts → analyse_batch (clean → segment → hot terms → sign → a stacked model's TF-IDF half)
+                 → noise verdicts → model on ``model_text``
                  → assign_subjects (monitored subjects, else hashtags, else ``_all``) → build_scored
 
 Everything here is a plain function of its inputs, except the noise filter's recent state, which
@@ -30,7 +30,7 @@ from pipeline.domain.text.clean import CleanText, clean
 from pipeline.domain.text.segment import Segmenter, hot_terms
 from pipeline.observability.timing import StageClock
 from schemas.records import Post, Rejection, ScoredPost
-from workers.scoring.protocol import Prediction
+from workers.scoring.protocol import Prediction, Scorer
 
 NO_SUBJECT = "_all"
 
@@ -43,6 +43,7 @@ class TextAnalysis:
     tokens: tuple[str, ...]
     terms: tuple[str, ...]  # distinct hot-word terms, in order of first use
     signature: Signature | None  # of the own words, for the noise filter; None: too short to take part
+    companion: Prediction | None = None  # a stacked model's TF-IDF half's, of the model's text
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class PreparedPost:
     tokens: tuple[str, ...]
     terms: tuple[str, ...]  # distinct hot-word terms, in order of first use
     verdict: NoiseVerdict
+    companion: Prediction | None = None  # a stacked model's TF-IDF half's, of ``model_text``
 
     @property
     def model_text(self) -> str:
@@ -62,11 +64,17 @@ class PreparedPost:
 
 
 def analyse_batch(
-    texts: Sequence[str], segmenter: Segmenter, signer: Signer, max_terms: int, clock: StageClock | None = None
+    texts: Sequence[str],
+    segmenter: Segmenter,
+    signer: Signer,
+    max_terms: int,
+    clock: StageClock | None = None,
+    companion: Scorer | None = None,
 ) -> list[TextAnalysis]:
     """Clean, segment and pick the hot terms of each text, then sign the own words of all of them for
-    the noise filter (``signer``: the filter's); ``clock`` gets the time of cleaning, segmenting and
-    signing."""
+    the noise filter (``signer``: the filter's), and score what the model will read with ``companion``,
+    a stacked model's TF-IDF half, here rather than in the model's thread; ``clock`` gets the time of
+    each."""
     started = time.perf_counter()
     cleaned = [clean(text) for text in texts]
     cleaned_at = time.perf_counter()
@@ -74,11 +82,16 @@ def analyse_batch(
     terms = [tuple(dict.fromkeys(hot_terms(words)))[:max_terms] for words in tokens]
     segmented_at = time.perf_counter()
     signatures = signer.sign_many([found.content for found in cleaned])
+    signed_at = time.perf_counter()
+    companions: Sequence[Prediction | None] = [None] * len(texts)
+    if companion is not None:  # on the model's text: PreparedPost.model_text
+        companions = companion.predict([found.content or text for found, text in zip(cleaned, texts, strict=True)])
     if clock is not None:
         clock.add("clean", cleaned_at - started, len(texts))
         clock.add("segment", segmented_at - cleaned_at, len(texts))
-        clock.add("signature", time.perf_counter() - segmented_at, len(texts))
-    return [TextAnalysis(*found) for found in zip(cleaned, tokens, terms, signatures, strict=True)]
+        clock.add("signature", signed_at - segmented_at, len(texts))
+        clock.add("stack", time.perf_counter() - signed_at, len(texts))
+    return [TextAnalysis(*found) for found in zip(cleaned, tokens, terms, signatures, companions, strict=True)]
 
 
 def prepare_posts(
@@ -102,7 +115,7 @@ def prepare_posts(
     if clock is not None:
         clock.add("noise", time.perf_counter() - started, len(posts))
     return [
-        PreparedPost(post, found.clean, found.tokens, found.terms, verdict)
+        PreparedPost(post, found.clean, found.tokens, found.terms, verdict, found.companion)
         for post, found, verdict in zip(posts, analyses, verdicts, strict=True)
     ]
 

@@ -130,7 +130,7 @@ def test_scale_bench_counts_the_same_with_one_two_and_four_workers(redis_url: st
 
 def test_stages_bench_keeps_the_order_of_stages_and_compares_with_the_model(model_path: Path) -> None:
     report = run_stages_bench(model_path, posts=256, batch=64, processes=2)
-    stages = ["decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise"]
+    stages = ["decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise"]
     assert list(report["us_per_post"]) == stages
     assert report["stages_posts_per_s"] > 0 and report["model_alone_posts_per_s"] > 0
     assert report["stages_over_model"] > 0

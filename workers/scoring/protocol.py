@@ -13,6 +13,8 @@ from pipeline.errors import YuqingError
 from schemas.records import Sentiment, SentimentProbabilities
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
 
@@ -59,9 +61,18 @@ class EstimatesTokens(Scorer, Protocol):
 
 @runtime_checkable
 class Embeds(Scorer, Protocol):
-    """A scorer that also gives sentence embeddings, from the same forward pass (subject matching)."""
+    """A scorer that also gives sentence embeddings, from the same forward pass (subject matching).
 
-    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Prediction], np.ndarray]: ...
+    A stacked model names its companion (its TF-IDF half) and the folder it loads from, so that the
+    text stages can score it, in this process or theirs; ``predict_with_embeddings`` then takes those
+    predictions (``companion``), and makes them itself without them."""
+
+    companion: Scorer | None
+    companion_folder: Path | None
+
+    def predict_with_embeddings(
+        self, texts: Sequence[str], companion: Sequence[Prediction] | None = None
+    ) -> tuple[list[Prediction], np.ndarray]: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from schemas.records import SentimentProbabilities
 from workers.scoring.baseline import BaselineScorer
+from workers.scoring.cards import read_card
 from workers.scoring.hf_folder import SENTIMENTS
 from workers.scoring.protocol import ModelNotFoundError, Prediction
 
@@ -63,7 +64,10 @@ class TfidfStack:
 
     def mix(self, texts: Sequence[str], predictions: list[Prediction]) -> list[Prediction]:
         """The Transformer's ``predictions`` of ``texts``, mixed with TF-IDF's where both read the text."""
-        tfidf = self.tfidf.predict(texts)
+        return self.mix_with(predictions, self.tfidf.predict(texts))
+
+    def mix_with(self, predictions: list[Prediction], tfidf: Sequence[Prediction]) -> list[Prediction]:
+        """The Transformer's ``predictions`` mixed with ``tfidf``, the TF-IDF half's of the same texts."""
         both = [
             i for i, (a, b) in enumerate(zip(predictions, tfidf, strict=True)) if "unknown" not in (a.label, b.label)
         ]
@@ -151,3 +155,12 @@ def load_stack(folder: Path, card: Mapping[str, Any]) -> TfidfStack | None:
             f"model at {folder}: stacking weight {weight} or temperature {temperature} out of range"
         )
     return TfidfStack(BaselineScorer(pipeline, version, "tfidf"), weight, temperature, version)
+
+
+def load_companion(folder: Path) -> BaselineScorer:
+    """The TF-IDF half of the stacked model at ``folder``, for a process that scores it apart from the
+    Transformer (the text processes)."""
+    stack = load_stack(folder, read_card(folder))
+    if stack is None:
+        raise ModelNotFoundError(f"model at {folder} is not stacked: its card has no stacking section")
+    return stack.tfidf

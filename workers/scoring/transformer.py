@@ -71,10 +71,14 @@ class TransformerScorer:
         precision: Resolved,
         parameter_counts: dict[str, int] | None = None,
         stack: TfidfStack | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.model_id = spec.model_id
         self.model_version = spec.version if stack is None else f"{spec.version}+{stack.version}"
         self.stack = stack
+        self.companion = stack.tfidf if stack is not None else None
+        # Where a text process loads the TF-IDF half from (``load_companion``), to score it off this process.
+        self.companion_folder = folder if stack is not None else None
         self.spec = spec
         self.model = model
         self.tokenizer = tokenizer
@@ -106,7 +110,9 @@ class TransformerScorer:
         guess = CJK_TOKENS * len(CJK.findall(clipped)) + RUN_TOKENS * len(runs) + RUN_CHAR_TOKENS * sum(map(len, runs))
         return min(self._overhead + math.ceil(guess), self.max_length)
 
-    def predict_with_embeddings(self, texts: Sequence[str]) -> tuple[list[Prediction], np.ndarray]:
+    def predict_with_embeddings(
+        self, texts: Sequence[str], companion: Sequence[Prediction] | None = None
+    ) -> tuple[list[Prediction], np.ndarray]:
         results: list[Prediction] = [UNKNOWN] * len(texts)
         vectors = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
         readable = [i for i, text in enumerate(texts) if has_signal_or_emoji(text)]
@@ -120,7 +126,7 @@ class TransformerScorer:
         for row, index in enumerate(readable):
             results[index] = self._prediction(probabilities[row])
         if self.stack is not None:
-            results = self.stack.mix(texts, results)
+            results = self.stack.mix(texts, results) if companion is None else self.stack.mix_with(results, companion)
         return results, vectors
 
     @torch.inference_mode()
@@ -237,6 +243,6 @@ def load_transformer(
                 model, {torch.nn.Linear}, dtype=torch.qint8
             )
     model.to(device)
-    scorer = TransformerScorer(model, tokenizer, spec, device, precision, counts, load_stack(folder, card))
+    scorer = TransformerScorer(model, tokenizer, spec, device, precision, counts, load_stack(folder, card), folder)
     log.info("loaded model %s version %s on %s in %s", spec.model_id, scorer.model_version, device, precision)
     return scorer

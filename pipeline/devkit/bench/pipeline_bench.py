@@ -47,7 +47,7 @@ LOADS = (0.5, 0.8)  # offered loads of the latency part, as shares of the end-to
 LATENCY_S = 10.0
 STAGE_SECONDS, STAGE_RECORDS = "yuqing_stage_seconds", "yuqing_stage_records"
 STAGE_ORDER = (
-    *("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise", "deliver"),
+    *("decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise", "deliver"),
     *("redis_flush", "clickhouse_flush"),  # the worker's sinks, in the order it stores to them
 )
 STAGE_DEFINITION = (

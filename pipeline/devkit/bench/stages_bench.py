@@ -35,7 +35,7 @@ from workers.scoring.options import RuntimeOptions
 from workers.stages import assign_subjects, build_scored, decode_posts, prepare_posts
 from workers.text_pool import TextPool, analyse_texts
 
-STAGES = ("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise")
+STAGES = ("decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise")
 MAX_TERMS = 8
 DEMO_SUBJECTS = Path(__file__).resolve().parents[1] / "demo_subjects.yaml"
 
@@ -62,7 +62,11 @@ class _Stages:
         with clock.timed("decode", len(raws)):
             posts, _ = decode_posts(raws, 5_000)
         texts = [post.text for post in posts]
-        analyses = analyse_texts(texts, self.pool, self.terms, self.segmenter, self.noise.signer, MAX_TERMS, clock)
+        companion = self.runtime.companion  # a stacked model's TF-IDF half: the pool's own, or scored here
+        analyses = analyse_texts(
+            texts, self.pool, self.terms, self.segmenter, self.noise.signer, MAX_TERMS, clock,
+            companion[0] if companion is not None else None,
+        )  # fmt: skip
         return prepare_posts(posts, analyses, self.noise, clock)
 
     async def prepare(self, raws: list[bytes]) -> tuple[StageClock, list[Any]]:
@@ -72,8 +76,10 @@ class _Stages:
 
     async def score(self, batch: tuple[StageClock, list[Any]]) -> tuple[StageClock, list[Any], list[Any]]:
         clock, prepared = batch
+        companions = [item.companion for item in prepared]
+        made = None if None in companions else companions
         with clock.timed("model", len(prepared)):
-            results = await self.runtime.predict([item.model_text for item in prepared])
+            results = await self.runtime.predict([item.model_text for item in prepared], made)
         return clock, prepared, results
 
     async def serialise(self, batch: tuple[StageClock, list[Any], list[Any]]) -> None:
@@ -128,7 +134,9 @@ def run(
     records = stage_records(posts)
     scorer = load_scorer(model_path, options=options)
     runtime = ScoringRuntime(scorer, batch, 0)
-    pool = TextPool(processes, 5_000, MAX_TERMS, NoiseFilter().signer) if processes else None
+    companion = runtime.companion
+    folder = companion[1] if companion is not None else None
+    pool = TextPool(processes, 5_000, MAX_TERMS, NoiseFilter().signer, folder) if processes else None
     try:
         if pool is not None:
             pool.warm_up()

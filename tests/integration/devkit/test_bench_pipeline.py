@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 BASELINE = REPO / ".yuqing" / "models" / "baseline"
 SCORE_STAGES = (
-    *("decode", "clean", "segment", "signature", "noise", "model", "subjects", "serialise", "deliver"),
+    *("decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise", "deliver"),
     *("other", "batch"),
 )
 AGGREGATE_STAGES = ("decode", "redis_flush", "clickhouse_flush", "other", "batch")

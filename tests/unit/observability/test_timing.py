@@ -29,10 +29,10 @@ def test_a_batch_is_summed_then_published_once_and_the_clock_starts_again() -> N
     assert sample("yuqing_stage_seconds_total", labels) >= seconds + 0.25
 
 
-def test_preparing_a_post_times_its_four_text_steps() -> None:
+def test_preparing_a_post_times_each_text_step() -> None:
     clock = StageClock("unit")
     post = scored("timed").post
     prepare_post(post, Segmenter(), NoiseFilter(), 8, clock)
     totals = clock.totals()
-    assert set(totals) == {"clean", "segment", "signature", "noise"}
+    assert set(totals) == {"clean", "segment", "signature", "stack", "noise"}
     assert all(seconds >= 0 and records == 1 for seconds, records in totals.values())

@@ -76,3 +76,34 @@ def test_a_card_without_stacking_serves_the_transformer_alone_and_a_broken_one_f
     with pytest.raises(ModelNotFoundError, match="weight"):
         load_stack(tmp_path, {"stacking": {**section, "weight": 1.5}})
     json.dumps(section)  # the section is plain JSON, as the card stores it
+
+
+def test_the_tfidf_half_scored_by_the_text_stages_mixes_as_it_does_in_the_model() -> None:
+    """A stacked scorer handed its companion's predictions, made by another loader of the same folder
+    (a text process's), scores as it does making them itself."""
+    from pipeline.settings import STUDENT_MODEL
+    from workers.scoring.loading import load_scorer
+    from workers.scoring.stacking import load_companion
+
+    scorer = load_scorer(STUDENT_MODEL)
+    assert scorer.companion is not None and scorer.companion_folder == STUDENT_MODEL  # type: ignore[attr-defined]
+    texts = ["服务太差了，再也不来了", "太好吃了！下次还来", "明天几点开门？", "this phone is great", "", "😀"]
+    companion = load_companion(STUDENT_MODEL).predict(texts)
+    inline, inline_vectors = scorer.predict_with_embeddings(texts)  # type: ignore[attr-defined]
+    handed, handed_vectors = scorer.predict_with_embeddings(texts, companion)  # type: ignore[attr-defined]
+    assert [p.label for p in handed] == [p.label for p in inline]
+    assert np.allclose(as_array(handed), as_array(inline)) and np.array_equal(handed_vectors, inline_vectors)
+
+
+def test_a_folder_without_a_stack_has_no_companion_to_load(tmp_path: Path) -> None:
+    from workers.scoring.stacking import load_companion
+
+    (tmp_path / "model.json").write_text(json.dumps({"kind": "transformer"}))
+    with pytest.raises(ModelNotFoundError, match="not stacked"):
+        load_companion(tmp_path)
+
+
+def as_array(predictions: list[Prediction]) -> np.ndarray:
+    return np.array(
+        [[p.probabilities.negative, p.probabilities.neutral, p.probabilities.positive] for p in predictions]
+    )
