@@ -11,6 +11,7 @@ workers will; until the Transformer loader is registered there, a local loader r
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections import defaultdict
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.model_paths import STUDENT_MODEL, TEACHER_MODEL
-from training.corpora import CORPORA, SPLIT_SEED, Example, Split, load_corpus
+from training.corpora import CORPORA, SOCIAL_DIR, SPLIT_SEED, Example, Split, load_corpus
 from training.folders import CARD_FILE, corpus_metrics, labels_of, predict_logits, read_json, split_examples
 
 DEFAULT_MODELS = (TEACHER_MODEL, STUDENT_MODEL)
 SCORER_CHUNK = 256
+SHORT_POST_CHARS = 10
 
 Predict = Callable[[Sequence[str]], list[str]]
 
@@ -164,17 +166,48 @@ def evaluate_models(
         predicted = predict(texts)
         seconds = time.perf_counter() - started
         metrics = compare(corpus_metrics(tests, predicted), baseline["metrics"])
+        phenomena = phenomenon_accuracy(tests, predicted)
         card = read_json(Path(folder) / CARD_FILE) or {}
         models.append(
             {
                 **info,
                 "texts_per_second": round(len(texts) / seconds, 2),
                 "metrics": metrics,
+                "social_phenomena": phenomena,
                 "leave_one_out": leave_one_out(card, baseline["leave_one_out"]) if with_leave_one_out else None,
             }
         )
     sizes = {name: int(m["n"]) for name, m in baseline["metrics"].items()}
     return {"split": split, "seed": seed, "test_examples": sizes, "baseline": baseline, "models": models}
+
+
+def social_tags() -> dict[str, tuple[str, ...]]:
+    """The phenomena (negation, sarcasm, slang, …) the writers of the social dev and test posts tagged
+    each post with, by its text."""
+    tags: dict[str, tuple[str, ...]] = {}
+    for name in ("dev", "test"):
+        for line in (SOCIAL_DIR / f"{name}.jsonl").read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            tags[row["text"]] = tuple(row.get("phenomena", ()))
+    return tags
+
+
+def phenomenon_accuracy(tests: Sequence[Example], predicted: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Accuracy on the social posts of each tagged phenomenon, and on short posts (at most
+    ``SHORT_POST_CHARS`` characters): where a model fails, not just how often."""
+    tags = social_tags()
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for example, label in zip(tests, predicted, strict=True):
+        if example.corpus != "social":
+            continue
+        right = label == example.label
+        for tag in tags.get(example.text, ()):
+            hits[tag].append(right)
+        if len(example.text) <= SHORT_POST_CHARS:
+            hits["short"].append(right)
+    return {
+        tag: {"n": len(found), "accuracy": round(sum(found) / len(found), 4)} for tag, found in sorted(hits.items())
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -187,6 +220,9 @@ def table(report: dict[str, Any]) -> str:
         for name, m in model["metrics"].items():
             flag = "yes" if m["beats_baseline"] else "no"
             lines.append(f"{label:<34} {name:<8} {m['accuracy']:>7.4f} {m['macro_f1']:>8.4f}  {flag}")
+        by_tag = ", ".join(f"{t} {m['accuracy']:.3f} ({m['n']})" for t, m in model["social_phenomena"].items())
+        if by_tag:
+            lines.append(f"{'':<34} social accuracy by phenomenon: {by_tag}")
     if report["baseline"]["leave_one_out"]:
         lines.append("leave one corpus out (trained without it, tested on it):")
     for name, m in report["baseline"]["leave_one_out"].items():

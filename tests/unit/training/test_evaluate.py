@@ -31,6 +31,9 @@ def test_eval_prints_per_corpus_json(teacher: Path) -> None:
     (model,) = report["models"]
     assert model["path"] == str(teacher) and model["version"] and model["texts_per_second"] > 0
     assert set(model["metrics"]) == CORPORA
+    phenomena = model["social_phenomena"]  # of the 10 social test posts: where the model fails
+    assert phenomena and all(m["n"] >= 1 and 0 <= m["accuracy"] <= 1 for m in phenomena.values())
+    assert max(m["n"] for m in phenomena.values()) <= 10
     for name, metrics in model["metrics"].items():
         assert {"n", "accuracy", "macro_f1", "delta_accuracy", "delta_macro_f1", "beats_baseline"} <= metrics.keys()
         assert isinstance(metrics["beats_baseline"], bool)
