@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import faust
 import numpy as np
@@ -45,8 +45,8 @@ from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, part
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
-from workers.scoring.protocol import Prediction, ScoreResult, Unscored
-from workers.stages import assign_subjects, build_scored, decode_scored
+from workers.scoring.protocol import ScoreResult, Unscored
+from workers.stages import assign_subjects, build_scored, companions_of, decode_scored
 from workers.storing import store_all
 
 if TYPE_CHECKING:
@@ -219,10 +219,8 @@ class Worker:
         assert batch.prepared is not None
         posts = batch.prepared.posts
         texts = [item.model_text for item in posts]
-        companions = [item.companion for item in posts]
-        made = None if None in companions else cast(list[Prediction], companions)  # by the text stages
         with batch.clock.timed("model", len(texts)):
-            batch.results = await self.runtime.predict(texts, made)
+            batch.results = await self.runtime.predict(texts, companions_of(posts))
         batch.scored_at = datetime.now(UTC)
         return batch
 

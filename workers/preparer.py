@@ -59,7 +59,7 @@ class Preparer:
             if settings.text_processes
             else None
         )
-        self._companion = companion[0] if companion is not None and self.pool is None else None
+        self._companion = companion[0] if companion is not None else None  # the pool's processes load their own
         self._terms: tuple[str, ...] = ()  # every subject term so far, for the pool's segmenters
         self.watcher = SubjectsWatcher(store, settings.subjects_reload_s)
         self.subjects = SubjectSet()

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 from pydantic import ValidationError
@@ -125,6 +126,13 @@ def prepare_post(
 ) -> PreparedPost:
     """One post through the text stages and the noise filter (a batch of one)."""
     return prepare_posts([post], analyse_batch([post.text], segmenter, noise.signer, max_terms, clock), noise, clock)[0]
+
+
+def companions_of(prepared: Sequence[PreparedPost]) -> list[Prediction] | None:
+    """A stacked model's TF-IDF predictions of the batch's model texts, when the text stages made them
+    for every post; None otherwise, and the model makes them itself."""
+    found = [item.companion for item in prepared]
+    return None if None in found else cast(list[Prediction], found)
 
 
 def subjects_of(post: Post) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ from workers.pipelining import StagePipeline
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
-from workers.stages import assign_subjects, build_scored, decode_posts, prepare_posts
+from workers.stages import assign_subjects, build_scored, companions_of, decode_posts, prepare_posts
 from workers.text_pool import TextPool, analyse_texts
 
 STAGES = ("decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise")
@@ -76,10 +76,8 @@ class _Stages:
 
     async def score(self, batch: tuple[StageClock, list[Any]]) -> tuple[StageClock, list[Any], list[Any]]:
         clock, prepared = batch
-        companions = [item.companion for item in prepared]
-        made = None if None in companions else companions
         with clock.timed("model", len(prepared)):
-            results = await self.runtime.predict([item.model_text for item in prepared], made)
+            results = await self.runtime.predict([item.model_text for item in prepared], companions_of(prepared))
         return clock, prepared, results
 
     async def serialise(self, batch: tuple[StageClock, list[Any], list[Any]]) -> None:

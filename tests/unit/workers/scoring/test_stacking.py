@@ -12,7 +12,15 @@ from schemas.records import SentimentProbabilities
 from training.baseline import FEATURES, build_pipeline
 from workers.scoring.baseline import BaselineScorer
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction
-from workers.scoring.stacking import STACK_FOLDER, TfidfStack, load_stack, load_tfidf, mix_probabilities, save_tfidf
+from workers.scoring.stacking import (
+    STACK_FOLDER,
+    TfidfStack,
+    as_rows,
+    load_stack,
+    load_tfidf,
+    mix_probabilities,
+    save_tfidf,
+)
 
 TEXTS = ["服务太差了", "太好了，推荐", "今天发布了新闻", "差评，退货", "好评，满意", "会议明天召开"] * 3
 LABELS = ["negative", "positive", "neutral"] * 6
@@ -92,7 +100,7 @@ def test_the_tfidf_half_scored_by_the_text_stages_mixes_as_it_does_in_the_model(
     inline, inline_vectors = scorer.predict_with_embeddings(texts)  # type: ignore[attr-defined]
     handed, handed_vectors = scorer.predict_with_embeddings(texts, companion)  # type: ignore[attr-defined]
     assert [p.label for p in handed] == [p.label for p in inline]
-    assert np.allclose(as_array(handed), as_array(inline)) and np.array_equal(handed_vectors, inline_vectors)
+    assert np.allclose(as_rows(handed), as_rows(inline)) and np.array_equal(handed_vectors, inline_vectors)
 
 
 def test_a_folder_without_a_stack_has_no_companion_to_load(tmp_path: Path) -> None:
@@ -101,9 +109,3 @@ def test_a_folder_without_a_stack_has_no_companion_to_load(tmp_path: Path) -> No
     (tmp_path / "model.json").write_text(json.dumps({"kind": "transformer"}))
     with pytest.raises(ModelNotFoundError, match="not stacked"):
         load_companion(tmp_path)
-
-
-def as_array(predictions: list[Prediction]) -> np.ndarray:
-    return np.array(
-        [[p.probabilities.negative, p.probabilities.neutral, p.probabilities.positive] for p in predictions]
-    )
