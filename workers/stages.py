@@ -28,7 +28,7 @@ from pipeline.domain.posts import parse_post, pseudonymise, reject
 from pipeline.domain.subjects.match import match_subjects
 from pipeline.domain.subjects.model import SubjectSet
 from pipeline.domain.text.clean import CleanText, clean
-from pipeline.domain.text.segment import Segmenter, hot_terms
+from pipeline.domain.text.segment import Segmenter, distinct_hot_terms
 from pipeline.observability.timing import StageClock
 from schemas.records import Post, Rejection, ScoredPost
 from workers.scoring.protocol import Prediction, Scorer
@@ -80,7 +80,7 @@ def analyse_batch(
     cleaned = [clean(text) for text in texts]
     cleaned_at = time.perf_counter()
     tokens = [tuple(segmenter.tokens(found)) for found in cleaned]
-    terms = [tuple(dict.fromkeys(hot_terms(words)))[:max_terms] for words in tokens]
+    terms = [distinct_hot_terms(words, max_terms) for words in tokens]
     segmented_at = time.perf_counter()
     signatures = signer.sign_many([found.content for found in cleaned])
     signed_at = time.perf_counter()

@@ -25,6 +25,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
+from itertools import islice
 
 import regex
 import rjieba
@@ -110,6 +111,12 @@ def hot_terms(tokens: Iterable[str]) -> list[str]:
     return [token for token in tokens if _is_common_hot_term(token)]
 
 
+def distinct_hot_terms(tokens: Iterable[str], limit: int) -> tuple[str, ...]:
+    """The first ``limit`` distinct hot words, in order of first use: each distinct token is checked
+    once, and the checks stop at the limit (a post has dozens of tokens, most of them repeats)."""
+    return tuple(islice(filter(_is_common_hot_term, dict.fromkeys(tokens)), limit))
+
+
 class Segmenter:
     """Tokenises cleaned posts; thread-safe; jieba-rs is built lazily on the first Chinese post."""
 
@@ -168,6 +175,8 @@ class Segmenter:
             words = tokenizer.cut(text, self.hmm)
             if self.hmm and _MAY_DIFFER.search(text):
                 words = _as_python_jieba(words, tokenizer.has_word)
+        if text.lower() == text:  # nothing to lowercase, as in most Chinese posts: one check, not one a word
+            return [word for word in words if not word.isspace()]
         return [_lower_latin(word) for word in words if not word.isspace()]
 
     def tokens(self, clean: CleanText) -> list[str]:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline.domain.text import TextError
 from pipeline.domain.text.clean import clean
-from pipeline.domain.text.segment import Segmenter, hot_terms, is_hot_term, stopwords
+from pipeline.domain.text.segment import Segmenter, distinct_hot_terms, hot_terms, is_hot_term, stopwords
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,12 @@ def test_hot_term_filter() -> None:
         assert not is_hot_term(token), token
     assert hot_terms(["物流", "的", "物流"]) == ["物流", "物流"]
     assert {"的", "the", "don't"} <= stopwords()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["物流", "的", "太慢", "2024", "the", "iphone15", "，", "贵", "x", "快递", "好"])), st.integers(0, 6))
+def test_distinct_hot_terms_are_the_first_distinct_hot_words(tokens: list[str], limit: int) -> None:
+    assert distinct_hot_terms(tokens, limit) == tuple(dict.fromkeys(hot_terms(tokens)))[:limit]
 
 
 def test_initialisation_is_lazy_and_happens_once_across_threads() -> None:
