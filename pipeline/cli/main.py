@@ -215,6 +215,13 @@ def health(as_json: bool) -> None:
         sys.exit(1)
 
 
+clickhouse_server_option = click.option(
+    "--clickhouse-server",
+    is_flag=True,
+    help="History to YUQING_CLICKHOUSE_URL's server (as in production), not chDB in the worker's process.",
+)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: JSON, each against a reference measured in the same run."""
@@ -228,13 +235,21 @@ def bench() -> None:
 @click.option(
     "--split-agents", is_flag=True, help="One process scores and another stores (YUQING_WORKER_AGENTS), not one both."
 )
+@clickhouse_server_option
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
-def bench_pipeline(posts: int, latency_s: float, split_agents: bool, as_json: bool) -> None:
-    """Ingest and end-to-end posts/s against the model alone, µs per post by stage, and event→Redis
-    latency at 50% and 80% of the measured rate (one worker, embedded services)."""
+def bench_pipeline(posts: int, latency_s: float, split_agents: bool, clickhouse_server: bool, as_json: bool) -> None:
+    """Ingest and end-to-end posts/s against the model alone, µs per post by stage, CPU by process, and
+    event→Redis latency at 50% and 80% of the measured rate (one worker, embedded services)."""
     from pipeline.devkit.bench.pipeline_bench import run as run_bench
 
-    report = run_bench(posts, get_settings(), progress=not as_json, latency_s=latency_s, split_agents=split_agents)
+    report = run_bench(
+        posts,
+        get_settings(),
+        progress=not as_json,
+        latency_s=latency_s,
+        split_agents=split_agents,
+        clickhouse_server=clickhouse_server,
+    )
     click.echo(json.dumps(report, ensure_ascii=False, indent=None if as_json else 2))
 
 
@@ -277,11 +292,7 @@ def bench_stages(model_path: Path | None, posts: int, batch: int, processes: int
 @click.option("--posts", type=int, default=100_000, show_default=True, help="Posts through one worker.")
 @click.option("--chunks", type=int, default=20, show_default=True, help="Samples of the resident set.")
 @click.option("--paced-s", type=float, default=None, help="Spread the posts over this many seconds (a soak).")
-@click.option(
-    "--clickhouse-server",
-    is_flag=True,
-    help="History to YUQING_CLICKHOUSE_URL's server (as in production), not chDB in the worker's process.",
-)
+@clickhouse_server_option
 @click.option("--json", "as_json", is_flag=True, help="Print compact JSON.")
 def bench_memory(posts: int, chunks: int, paced_s: float | None, clickhouse_server: bool, as_json: bool) -> None:
     """The worker's resident memory after each chunk of posts: peak, final, and the spread over the last half."""

@@ -14,6 +14,8 @@ end-to-end rate just measured (``pipeline.devkit.bench.latency``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import subprocess
 import time
 import urllib.request
@@ -23,11 +25,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psutil
 from kafka import KafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.devkit.bench import latency
+from pipeline.devkit.bench.cpu import CpuMeter
 from pipeline.devkit.bench.environment import bench_environment
 from pipeline.devkit.demo import free_port, start_worker, stop_worker
 from pipeline.devkit.progress import progress_bar
@@ -36,7 +41,7 @@ from pipeline.domain.text.clean import clean
 from pipeline.ingest.producer import Ingestor
 from pipeline.kafka import make_producer
 from pipeline.settings import Settings
-from pipeline.stores.redis.live import RedisLive
+from pipeline.stores.redis.live import RedisLive, connect
 from schemas.records import Post
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
@@ -154,9 +159,11 @@ def bench_end_to_end(
     timeout_s: float = 600,
     *,
     progress: bool = False,
+    meter: CpuMeter | None = None,
 ) -> dict[str, Any]:
     """Posts are already on posts.raw; time the worker from its first flush to the one that counts the last
-    post. The posts of the first flush were scored before the clock started, so they are not in the rate."""
+    post. The posts of the first flush were scored before the clock started, so they are not in the rate.
+    ``meter`` reads the processes' CPU over the same window."""
     live = RedisLive(settings)
     first: float | None = None
     counted_at_first = 0
@@ -165,11 +172,15 @@ def bench_end_to_end(
             report(counted)
             if first is None and counted:
                 first, counted_at_first = time.perf_counter(), counted
+                if meter is not None:
+                    meter.start()
             if worker.poll() is not None or time.perf_counter() - launched > timeout_s:
                 raise RuntimeError(f"worker stopped or timed out at {counted}/{n}; see {log_dir}")
             time.sleep(0.05)
         report(counted)
     done = time.perf_counter()
+    if meter is not None:
+        meter.stop()
     first = first or done
     timed = n - counted_at_first
     return {
@@ -250,12 +261,37 @@ def bench_latency(
     }
 
 
+def service_pids(settings: Settings) -> dict[str, int]:
+    """The broker this process started, and Redis when it runs on this machine."""
+    pids: dict[str, int] = {}
+    port = int(settings.broker.rsplit(":", 1)[1])
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp")):
+                pids["broker"] = child.pid
+    redis_pid = int(connect(settings).info("server")["process_id"])
+    if urlsplit(settings.redis_url.get_secret_value()).hostname in ("127.0.0.1", "localhost", "::1"):
+        pids["redis"] = redis_pid
+    return pids
+
+
 def run(
-    posts: int, base: Settings, *, progress: bool = False, latency_s: float = LATENCY_S, split_agents: bool = False
+    posts: int,
+    base: Settings,
+    *,
+    progress: bool = False,
+    latency_s: float = LATENCY_S,
+    split_agents: bool = False,
+    clickhouse_server: bool = False,
 ) -> dict[str, Any]:
     """``progress``: a bar on stderr while the worker drains (a terminal only). ``latency_s``: how long
-    each offered load of the latency part lasts. ``split_agents``: a scoring and a storing process."""
-    with bench_environment(base, "pipeline", worker_http_port=free_port(0)) as (settings, workdir):
+    each offered load of the latency part lasts. ``split_agents``: a scoring and a storing process.
+    ``clickhouse_server``: history goes to the base settings' ClickHouse server, as in production, not
+    to chDB in the worker's process."""
+    environment = bench_environment(
+        base, "pipeline", clickhouse_server=clickhouse_server, worker_http_port=free_port(0)
+    )
+    with environment as (settings, workdir):
         records = _records(posts)
         ingest = bench_ingest(settings, records)
         model = bench_model_alone(settings, records)
@@ -264,8 +300,10 @@ def run(
         launched = time.perf_counter()
         workers = [start_worker(each, workdir / f"bench-worker-{each.worker_agents}.log") for each in processes]
         scoring = workers[0]  # what the runs watch for a crash
+        names = {f"worker_{each.worker_agents}": worker.pid for each, worker in zip(processes, workers, strict=True)}
+        meter = CpuMeter({**names, **service_pids(settings), "bench": os.getpid()})
         try:
-            end_to_end = bench_end_to_end(settings, posts, scoring, launched, workdir, progress=progress)
+            end_to_end = bench_end_to_end(settings, posts, scoring, launched, workdir, progress=progress, meter=meter)
             counters: Counter[tuple[str, str, str]] = Counter()
             for each in processes:  # summed: an agent's counters are in its own process, zero in the other
                 url = f"http://127.0.0.1:{each.worker_http_port}/metrics"
@@ -290,6 +328,8 @@ def run(
         "end_to_end": end_to_end,
         "model_alone": model,
         "stages": stages,
+        "cpu": meter.report(end_to_end["timed_posts"]),
         "latency": latencies,
         "model_path": str(base.model_path),
+        "clickhouse": "server" if clickhouse_server else "chdb, in the worker's process",
     }

@@ -19,12 +19,18 @@ SCORE_STAGES = (
 AGGREGATE_STAGES = ("decode", "redis_flush", "clickhouse_flush", "other", "batch")
 
 
-@pytest.mark.parametrize("split_agents", [False, True], ids=["one-worker", "scoring-and-storing-workers"])
-def test_tiny_run_reports_stage_costs_model_ratio_and_latency(redis_url: str, split_agents: bool) -> None:
+@pytest.mark.parametrize(
+    "split_agents", [False, True], ids=["one-worker-on-chdb", "scoring-and-storing-workers-on-a-clickhouse-server"]
+)
+def test_tiny_run_reports_stage_costs_cpu_model_ratio_and_latency(
+    redis_url: str, clickhouse_server_url: str, split_agents: bool
+) -> None:
     require_service((BASELINE / "model.json").is_file(), f"{BASELINE} missing: run `yuqing model train-baseline`")
+    base = Settings(model_path=BASELINE, redis_url=redis_url, clickhouse_url=clickhouse_server_url)
     # More posts than one micro-batch (256), so the end-to-end rate spans more than one flush.
-    report = run(600, Settings(model_path=BASELINE, redis_url=redis_url), latency_s=1.5, split_agents=split_agents)
+    report = run(600, base, latency_s=1.5, split_agents=split_agents, clickhouse_server=split_agents)
     assert report["worker_agents"] == ("split" if split_agents else "all")
+    assert report["clickhouse"].startswith("server" if split_agents else "chdb")
 
     end_to_end, model = report["end_to_end"], report["model_alone"]
     assert end_to_end["posts"] == 600 and end_to_end["posts_per_s"] > 0
@@ -37,6 +43,14 @@ def test_tiny_run_reports_stage_costs_model_ratio_and_latency(redis_url: str, sp
     assert all(us >= 0 for agent in ("score", "aggregate") for us in stages[agent].values())
     assert stages["score"]["model"] > 0 and stages["aggregate"]["redis_flush"] > 0
     assert stages["e2e_us_per_post"] > 0
+
+    cpu = report["cpu"]
+    workers = ("worker_score", "worker_aggregate") if split_agents else ("worker_all",)
+    assert set(cpu["us_per_post"]) == {*workers, "broker", "redis", "bench", "rest_of_machine"}
+    assert all(cpu["us_per_post"][name] > 0 for name in workers)  # a tiny run's broker may stay under a clock tick
+    assert (
+        min(cpu["us_per_post"].values()) >= 0 and cpu["window_s"] > 0 and set(cpu["cores"]) == set(cpu["us_per_post"])
+    )
 
     latency = report["latency"]
     assert latency["definition"] and latency["capacity_posts_per_s"] == end_to_end["posts_per_s"]
