@@ -8,13 +8,15 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from schemas.records import SENTIMENTS
 from training.baseline import train_baseline
-from workers.scoring.baseline import BASELINE_MODEL_ID
+from workers.scoring.baseline import BASELINE_MODEL_ID, BASELINE_WEIGHTS_FILE, prepare, tfidf_features
 from workers.scoring.cards import weights_version
 from workers.scoring.loading import load_scorer
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, Scorer
@@ -145,3 +147,20 @@ def test_corrupt_folders_are_refused(model_dir: Path, tmp_path: Path) -> None:
     ]:
         with pytest.raises(ModelNotFoundError, match=message):
             load_scorer(folder)
+
+
+def test_features_are_scikit_learns_matrix(model_dir: Path) -> None:
+    """The scorer's features equal ``TfidfVectorizer.transform``: the same entries, order and dtype, for
+    posts, odd texts, repeats and texts without a known n-gram, under the baseline's settings and others."""
+    joblib = pytest.importorskip("joblib")
+    texts = [prepare(text) for text in ODD_TEXTS] + ["物流太慢了，客服也不理人", "太好了太好了", "Great phone!", "ภาษา"]
+    fitted = joblib.load(model_dir / BASELINE_WEIGHTS_FILE).steps[0][1]
+    others = [
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), dtype=np.float32, **settings).fit(texts[-4:])
+        for settings in ({"sublinear_tf": False}, {"norm": None}, {"norm": "l1", "binary": True})
+    ]
+    for vectorizer in (fitted, *others):
+        ours, theirs = tfidf_features(vectorizer, texts), vectorizer.transform(texts)
+        assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+        assert (ours.indptr == theirs.indptr).all() and (ours.indices == theirs.indices).all()
+        assert np.allclose(ours.data, theirs.data, rtol=1e-6, atol=0)
