@@ -44,17 +44,19 @@ MAX_KEY_CHARS = 2_000  # a 100k-character post is compared on its first 2000 let
 _URL = re.compile(r"(?:https?|ftp)://\S+|www\.\S+|t\.cn/\w+", re.IGNORECASE)
 _MENTION = re.compile(r"@[\w\-]{1,30}")
 _NOT_ALNUM = re.compile(r"[\W_]+")
-_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_NOT_HAN = re.compile(r"[^\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def dedup_key(text: str) -> str:
     """Letters and digits of the text, normalised; what two copies of a post have in common."""
     folded = unicodedata.normalize("NFKC", text[: 4 * MAX_KEY_CHARS]).casefold()
-    return _NOT_ALNUM.sub("", _MENTION.sub(" ", _URL.sub(" ", folded)))[:MAX_KEY_CHARS]
+    if "://" in folded or "www." in folded or "t.cn/" in folded:  # in every URL match; most keys have none
+        folded = _URL.sub(" ", folded)
+    return _NOT_ALNUM.sub("", _MENTION.sub(" ", folded))[:MAX_KEY_CHARS]
 
 
 def shingles(key: str) -> set[bytes]:
-    size = 2 if 2 * len(_HAN.findall(key)) >= len(key) else 3
+    size = 2 if 2 * len(_NOT_HAN.sub("", key)) >= len(key) else 3  # Han count: one deletion, no list
     return {key[i : i + size].encode() for i in range(max(1, len(key) - size + 1))}
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.domain.noise import NoiseError
+from pipeline.domain.noise import NoiseError, signature
 from pipeline.domain.noise.bursts import AuthorBursts, FloodTracker
 from pipeline.domain.noise.dedup import NearDuplicateIndex, dedup_key
 from pipeline.domain.noise.filter import NoiseFilter
@@ -27,6 +28,33 @@ OTHERS = [
 def test_key_ignores_what_copies_vary() -> None:
     assert dedup_key("云帆手机，真的😡😡 http://t.cn/abc @某人") == dedup_key("云 帆 手 机 真的！！ @别人")
     assert dedup_key("ＡＢＣ abc") == "abcabc"
+
+
+URL_PIECES = [
+    "http",
+    "HTTPS",
+    "ftp",
+    "://",
+    "www.",
+    "ＷＷＷ．",
+    "t.cn/",
+    "T.CN/",
+    "ſ",
+    "@",
+    "x",
+    " ",
+    "汉字",
+    "１",
+    "_",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(URL_PIECES) | st.text(max_size=3)).map("".join))
+def test_key_takes_urls_out_as_a_full_scan_would(text: str) -> None:
+    """The URL scan runs only on keys holding ``://``, ``www.`` or ``t.cn/``: it must never miss one."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    assert dedup_key(text) == signature._NOT_ALNUM.sub("", signature._MENTION.sub(" ", signature._URL.sub(" ", folded)))
 
 
 def test_copies_edits_and_padding_join_the_first_posts_cluster() -> None:
