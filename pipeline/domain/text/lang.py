@@ -26,7 +26,7 @@ HAN_PER_LATIN_LETTER = 0.15
 KANA_SHARE_FOR_JAPANESE = 0.1
 MIN_WORDS_FOR_ENGLISH_CHECK = 5
 
-_HAN = regex.compile(r"\p{Han}")
+_HAN_RUNS = regex.compile(r"\p{Han}+")  # runs, not characters: one replacement a run
 _KANA = regex.compile(r"[\p{Hiragana}\p{Katakana}]")
 _LATIN = regex.compile(r"\p{Latin}")
 _NOT_LETTER = regex.compile(r"\P{L}+")
@@ -46,7 +46,7 @@ def _script_counts(sample: str) -> tuple[int, int, int, int]:
     """Han, kana, Latin and all letters of the sample. Most posts are Han with at most some ASCII
     letters besides: for them two deletions answer, without the kana and Latin scans."""
     letters = _NOT_LETTER.sub("", sample)
-    others = _HAN.sub("", letters)
+    others = _HAN_RUNS.sub("", letters)
     if others.isascii():  # ASCII letters are Latin
         return len(letters) - len(others), 0, len(others), len(letters)
     return len(letters) - len(others), len(_KANA.findall(others)), len(_LATIN.findall(others)), len(letters)
