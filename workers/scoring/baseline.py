@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from functools import partial
-from itertools import chain
-from operator import is_not
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from sklearn.preprocessing import normalize
 
 from schemas.records import Sentiment, SentimentProbabilities
 from workers.scoring.cards import TRAIN_HINT, weights_version
+from workers.scoring.char_ngrams import NgramFeatures
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, has_signal
 
 BASELINE_MODEL_ID = "yuqing-baseline-tfidf-lr"
@@ -35,30 +31,6 @@ def prepare(text: str) -> str:
     return text.strip()[:MAX_SCORED_CHARS]
 
 
-def tfidf_features(vectorizer: Any, texts: Sequence[str]) -> Any:
-    """``vectorizer.transform(texts)`` of a fitted ``TfidfVectorizer``, the same matrix (a test), for less CPU.
-
-    scikit-learn counts each n-gram in a Python loop, and a post has hundreds of them; here each post's
-    n-grams go through the vocabulary in one C-level ``map``, and numpy sums the repeats. The weighting
-    follows the vectoriser's own settings; a binary or idf-less vectoriser takes scikit-learn's path.
-    """
-    if vectorizer.binary or not vectorizer.use_idf:
-        return vectorizer.transform(texts)
-    analyze, known = vectorizer.build_analyzer(), partial(is_not, None)
-    ids = [list(filter(known, map(vectorizer.vocabulary_.get, analyze(text)))) for text in texts]
-    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.fromiter(chain.from_iterable(ids), np.int32, int(indptr[-1]))
-    counts = np.ones(len(indices), dtype=vectorizer.dtype)
-    features = csr_matrix((counts, indices, indptr), shape=(len(texts), len(vectorizer.vocabulary_)))
-    features.sum_duplicates()
-    if vectorizer.sublinear_tf:
-        np.log(features.data, out=features.data)
-        features.data += 1
-    features.data *= vectorizer.idf_[features.indices]
-    return normalize(features, norm=vectorizer.norm, copy=False) if vectorizer.norm else features
-
-
 class BaselineScorer:
     """Implements ``Scorer`` over a fitted scikit-learn pipeline (vectoriser, then classifier)."""
 
@@ -66,10 +38,10 @@ class BaselineScorer:
         self.model_id = model_id
         self.model_version = model_version
         self._vectorizer = pipeline.steps[0][1]
+        self._features = NgramFeatures.of(self._vectorizer)  # scikit-learn's features, in numpy
         self._classifier = pipeline.steps[-1][1]
         self._columns = [list(self._classifier.classes_).index(label) for label in ("negative", "neutral", "positive")]
-        # scikit-learn does not promise thread-safe inference; the vectoriser is pure Python
-        # under the GIL anyway, so serialising costs little and rules out surprises.
+        # scikit-learn does not promise thread-safe inference: serialising rules out surprises.
         self._lock = threading.Lock()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -78,7 +50,8 @@ class BaselineScorer:
         if not readable:
             return results
         with self._lock:
-            features = tfidf_features(self._vectorizer, [prepare(texts[i]) for i in readable])
+            prepared = [prepare(texts[i]) for i in readable]
+            features = (self._features or self._vectorizer).transform(prepared)
             known = np.asarray(features.getnnz(axis=1)) > 0
             rows = np.flatnonzero(known)
             probabilities = self._classifier.predict_proba(features[rows]) if rows.size else np.empty((0, 3))

@@ -16,8 +16,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from schemas.records import SENTIMENTS
 from training.baseline import train_baseline
-from workers.scoring.baseline import BASELINE_MODEL_ID, BASELINE_WEIGHTS_FILE, prepare, tfidf_features
+from workers.scoring.baseline import BASELINE_MODEL_ID, BASELINE_WEIGHTS_FILE, prepare
 from workers.scoring.cards import weights_version
+from workers.scoring.char_ngrams import NgramFeatures
 from workers.scoring.loading import load_scorer
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, Scorer
 
@@ -151,16 +152,27 @@ def test_corrupt_folders_are_refused(model_dir: Path, tmp_path: Path) -> None:
 
 def test_features_are_scikit_learns_matrix(model_dir: Path) -> None:
     """The scorer's features equal ``TfidfVectorizer.transform``: the same entries, order and dtype, for
-    posts, odd texts, repeats and texts without a known n-gram, under the baseline's settings and others."""
+    posts, odd texts (lone surrogates, whitespace runs, case), repeats and texts without a known n-gram,
+    under the baseline's settings and others; a vectoriser it cannot reproduce gets None."""
     joblib = pytest.importorskip("joblib")
-    texts = [prepare(text) for text in ODD_TEXTS] + ["物流太慢了，客服也不理人", "太好了太好了", "Great phone!", "ภาษา"]
+    posts = ["物流太慢了，客服也不理人", "太好了太好了", "Great  phone!\n\tREALLY", "ภาษา", "İstanbul ǅ ß", "a\nb"]
+    texts = [prepare(text) for text in ODD_TEXTS] + posts
     fitted = joblib.load(model_dir / BASELINE_WEIGHTS_FILE).steps[0][1]
     others = [
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), dtype=np.float32, **settings).fit(texts[-4:])
-        for settings in ({"sublinear_tf": False}, {"norm": None}, {"norm": "l1", "binary": True})
+        TfidfVectorizer(analyzer="char", ngram_range=ngrams, dtype=np.float32, **options).fit(posts)
+        for ngrams, options in (
+            ((1, 3), {"sublinear_tf": False, "lowercase": False}),
+            ((2, 2), {"norm": None}),
+            ((1, 2), {"norm": "l1", "binary": True, "use_idf": False}),
+        )
     ]
     for vectorizer in (fitted, *others):
-        ours, theirs = tfidf_features(vectorizer, texts), vectorizer.transform(texts)
+        features = NgramFeatures.of(vectorizer)
+        assert features is not None
+        ours, theirs = features.transform(texts), vectorizer.transform(texts)
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
         assert (ours.indptr == theirs.indptr).all() and (ours.indices == theirs.indices).all()
         assert np.allclose(ours.data, theirs.data, rtol=1e-6, atol=0)
+    unsupported = ({"analyzer": "char_wb"}, {"analyzer": "word"}, {"ngram_range": (1, 4)}, {"strip_accents": "unicode"})
+    for options in unsupported:
+        assert NgramFeatures.of(TfidfVectorizer(**{"analyzer": "char", **options}).fit(posts)) is None
