@@ -1,9 +1,10 @@
 """The faust application: a score agent and an aggregate agent between three Kafka topics.
 
 posts.raw ─ score agent ─► posts.scored ─ aggregate agent ─► sinks (Redis, ClickHouse)
-Both agents take micro-batches with ``stream.take``; faust acks a batch's events only when the
-agent asks for the next batch, so offsets are committed only after the batch's output was
-delivered (score) or every sink flushed (aggregate). Replays are harmless: sinks count post ids once.
+Both agents take micro-batches without acks and pass them through a chain of stages
+(``workers.pipelining``), each stage busy with another batch; a batch's events are acked by the last
+stage, in order, so offsets are committed only after the batch's output was delivered (score) or every
+sink flushed it (aggregate). Replays are harmless: sinks count post ids once.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
 from workers.scoring.protocol import ScoreResult, Unscored
 from workers.stages import assign_subjects, build_scored, companions_of, decode_scored
-from workers.storing import store_all
+from workers.storing import Run, store_all
 
 if TYPE_CHECKING:
     from pipeline.api.server import ApiServer
@@ -62,6 +63,18 @@ LOGGED_REASONS = 10
 
 def _values(values: Iterable[Any]) -> list[bytes]:
     return [value if isinstance(value, bytes) else str(value).encode() for value in values]
+
+
+@dataclass(slots=True)
+class _StoreBatch:
+    """One micro-batch on its way through the aggregate agent's stages: the first sink, then the others."""
+
+    events: list[EventT]
+    clock: StageClock
+    started: float  # perf_counter when taken
+    scored: list[ScoredPost] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    refused: list[tuple[ScoredPost, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -96,6 +109,10 @@ async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str 
 
 def _score_failed(exc: BaseException) -> None:
     _fatal(f"score batch failed: {exc!r}")  # unacked: the batch and those behind it are redelivered
+
+
+def _store_failed(exc: BaseException) -> None:
+    _fatal(f"aggregate batch failed: {exc!r}")  # outages are waited out and refusals isolated: a bug
 
 
 def group_of(settings: Settings) -> str:
@@ -140,9 +157,10 @@ class Worker:
         self._runtime: ScoringRuntime | None = None
         self._preparer: Preparer | None = None
         self._sinks: list[Sink] | None = None
-        self._sink_executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-sinks")
+        # The first sink (Redis) stores batch n+1 while the others store batch n: a thread each side, and
+        # every call on one sink from one thread (chDB's session lives in the thread that opened it).
+        self._sink_threads = tuple(ThreadPoolExecutor(1, thread_name_prefix=f"yuqing-sink-{n}") for n in range(2))
         self.flushes = 0
-        self._aggregate_clock = StageClock("aggregate")
         if self.scores:
             self.app.agent(self.raw, name="score")(self.score_agent)
         if self.stores:
@@ -257,27 +275,39 @@ class Worker:
 
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
+        stages: list[Stage] = [self._first_sink_stage, functools.partial(self._other_sinks_stage, stream)]
+        pipeline = StagePipeline(stages, len(stages), _store_failed)
+        pipeline.start()
         waiting = time.perf_counter()
-        async for events in stream.take(s.batch_max_items, within=s.batch_max_wait_s):
-            started = time.perf_counter()
-            metrics.observe_batch("aggregate", len(events), started - waiting)
-            clock = self._aggregate_clock
-            with clock.timed("decode", len(events)):
-                scored, rejections = decode_scored(_values(events))
-            try:
-                refused = await store_all(self.sinks, scored, self._in_sink_thread, clock)
-                log.debug("aggregate batch %d: flushed in %.0f ms", len(events), (time.perf_counter() - started) * 1000)
-            except Exception as exc:  # outages are waited out and refusals isolated: this is a bug
-                _fatal(f"aggregate batch failed: {exc!r}")
-            rejections += [_refusal(post, reason) for post, reason in refused]
-            metrics.POSTS_OUT.labels(stage="aggregate").inc(len(scored) - len(refused))
-            await self._reject(rejections)
-            clock.add("batch", time.perf_counter() - started, len(events))
-            clock.publish()
-            self.flushes += 1
-            if s.test_crash_after_flushes and self.flushes >= s.test_crash_after_flushes:
-                _fatal(f"test crash after {self.flushes} flushes")
-            waiting = time.perf_counter()
+        try:  # without acks: each batch's events are acked once every sink stored it
+            async for events in stream.noack_take(s.batch_max_items, within=s.batch_max_wait_s):
+                started = time.perf_counter()
+                metrics.observe_batch("aggregate", len(events), started - waiting)
+                await pipeline.put(_StoreBatch(list(events), StageClock("aggregate"), started))
+                waiting = time.perf_counter()
+        finally:
+            await pipeline.stop()
+
+    async def _first_sink_stage(self, batch: _StoreBatch) -> _StoreBatch:
+        with batch.clock.timed("decode", len(batch.events)):
+            batch.scored, batch.rejections = decode_scored(_values(event.value for event in batch.events))
+        batch.refused = await store_all(self.sinks[:1], batch.scored, self._runner(0), batch.clock)
+        return batch
+
+    async def _other_sinks_stage(self, stream: faust.StreamT[bytes], batch: _StoreBatch) -> None:
+        refused_ids = {post.post.id for post, _ in batch.refused}  # a post one sink refused goes no further
+        remaining = [post for post in batch.scored if post.post.id not in refused_ids]
+        refused = batch.refused + await store_all(self.sinks[1:], remaining, self._runner(1), batch.clock)
+        rejections = batch.rejections + [_refusal(post, reason) for post, reason in refused]
+        metrics.POSTS_OUT.labels(stage="aggregate").inc(len(batch.scored) - len(refused))
+        await self._reject(rejections)
+        self.flushes += 1
+        if self.settings.test_crash_after_flushes and self.flushes >= self.settings.test_crash_after_flushes:
+            _fatal(f"test crash after {self.flushes} flushes")
+        for event in batch.events:  # in order: offsets are committed up to the last stored batch
+            await stream.ack(event)
+        batch.clock.add("batch", time.perf_counter() - batch.started, len(batch.events))
+        batch.clock.publish()
 
     async def _on_assigned(self, *_: Any, **__: Any) -> None:
         self._loop = asyncio.get_running_loop()
@@ -317,21 +347,26 @@ class Worker:
         if self._preparer is not None:
             await asyncio.to_thread(self._preparer.close)
         if self._sinks is not None:
-            loop = asyncio.get_running_loop()
-            for sink in self._sinks:
-                await loop.run_in_executor(self._sink_executor, sink.close)
+            for n, sink in enumerate(self._sinks):
+                await self._runner(n)(sink.close)
 
     def prepare_sinks(self) -> None:
         """Migrate the stores' schemas before joining the group, in the sink thread (chDB's session lives
         there). A store not reachable yet is prepared by its first flush, which retries until it is."""
-        for sink in self.sinks:
+        for n, sink in enumerate(self.sinks):
             try:
-                self._sink_executor.submit(sink.prepare).result()
+                self._sink_threads[min(n, 1)].submit(sink.prepare).result()
             except SinkError as exc:
                 log.warning("%s sink not ready at start, its first flush will retry: %s", sink.name, exc)
 
-    async def _in_sink_thread(self, call: Callable[[], None]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._sink_executor, call)
+    def _runner(self, sink_index: int) -> Run:
+        """Runs a blocking call of the sink at ``sink_index`` in that sink's thread."""
+        thread = self._sink_threads[min(sink_index, 1)]
+
+        async def run(call: Callable[[], None]) -> None:
+            await asyncio.get_running_loop().run_in_executor(thread, call)
+
+        return run
 
 
 def _log_rejections(rejections: list[Rejection]) -> None:
