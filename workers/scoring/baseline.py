@@ -15,7 +15,6 @@ import numpy as np
 
 from schemas.records import Sentiment, SentimentProbabilities
 from workers.scoring.cards import TRAIN_HINT, weights_version
-from workers.scoring.char_ngrams import NgramFeatures
 from workers.scoring.protocol import UNKNOWN, ModelNotFoundError, Prediction, has_signal
 
 BASELINE_MODEL_ID = "yuqing-baseline-tfidf-lr"
@@ -37,6 +36,9 @@ class BaselineScorer:
     def __init__(self, pipeline: Any, model_version: str, model_id: str = BASELINE_MODEL_ID) -> None:
         self.model_id = model_id
         self.model_version = model_version
+        # Imported here: scikit-learn and scipy load only in a process that serves a TF-IDF model.
+        from workers.scoring.char_ngrams import NgramFeatures
+
         self._vectorizer = pipeline.steps[0][1]
         self._features = NgramFeatures.of(self._vectorizer)  # scikit-learn's features, in numpy
         self._classifier = pipeline.steps[-1][1]
