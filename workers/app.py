@@ -48,7 +48,7 @@ from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
 from workers.scoring.protocol import ScoreResult, Unscored
 from workers.stages import assign_subjects, build_scored, companions_of, decode_scored
-from workers.storing import Run, store_all
+from workers.storing import Refusal, Run, store_all
 
 if TYPE_CHECKING:
     from pipeline.api.server import ApiServer
@@ -74,7 +74,7 @@ class _StoreBatch:
     started: float  # perf_counter when taken
     scored: list[ScoredPost] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-    refused: list[tuple[ScoredPost, str]] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -351,17 +351,21 @@ class Worker:
                 await self._runner(n)(sink.close)
 
     def prepare_sinks(self) -> None:
-        """Migrate the stores' schemas before joining the group, in the sink thread (chDB's session lives
-        there). A store not reachable yet is prepared by its first flush, which retries until it is."""
+        """Migrate the stores' schemas before joining the group, each in its sink's thread (chDB's session
+        lives there). A store not reachable yet is prepared by its first flush, which retries until it is."""
         for n, sink in enumerate(self.sinks):
             try:
-                self._sink_threads[min(n, 1)].submit(sink.prepare).result()
+                self._thread_of(n).submit(sink.prepare).result()
             except SinkError as exc:
                 log.warning("%s sink not ready at start, its first flush will retry: %s", sink.name, exc)
 
+    def _thread_of(self, sink_index: int) -> ThreadPoolExecutor:
+        """The thread of the sink at ``sink_index``: the first sink's own, or the one the others share."""
+        return self._sink_threads[min(sink_index, 1)]
+
     def _runner(self, sink_index: int) -> Run:
         """Runs a blocking call of the sink at ``sink_index`` in that sink's thread."""
-        thread = self._sink_threads[min(sink_index, 1)]
+        thread = self._thread_of(sink_index)
 
         async def run(call: Callable[[], None]) -> None:
             await asyncio.get_running_loop().run_in_executor(thread, call)

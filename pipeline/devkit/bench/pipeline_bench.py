@@ -269,9 +269,8 @@ def service_pids(settings: Settings) -> dict[str, int]:
         with contextlib.suppress(psutil.Error):
             if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in child.net_connections("tcp")):
                 pids["broker"] = child.pid
-    redis_pid = int(connect(settings).info("server")["process_id"])
     if urlsplit(settings.redis_url.get_secret_value()).hostname in ("127.0.0.1", "localhost", "::1"):
-        pids["redis"] = redis_pid
+        pids["redis"] = int(connect(settings).info("server")["process_id"])
     return pids
 
 
