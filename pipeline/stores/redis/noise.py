@@ -22,12 +22,12 @@ order among themselves is the order Redis runs them in.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from importlib import resources
 from typing import cast
 
+import orjson
 import redis
 
 from pipeline.domain.noise import NoiseError
@@ -45,7 +45,7 @@ from pipeline.domain.noise.signature import NUM_PERM, Signature, Signer
 from pipeline.errors import YuqingError
 from pipeline.settings import Settings
 from pipeline.stores.redis.keys import RedisKeys
-from pipeline.stores.redis.live import connect, is_data_error
+from pipeline.stores.redis.live import compact_json, connect, is_data_error
 from schemas.records import NoiseReason
 
 _SCRIPT = resources.files("pipeline.stores.redis").joinpath("noise.lua").read_text(encoding="utf-8")
@@ -63,12 +63,8 @@ class NoiseStoreError(YuqingError):
         self.transient = transient
 
 
-def _compact_json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _verdict(raw: str | bytes) -> NoiseVerdict:
-    cluster_id, duplicate, similarity, size, reasons, burst = json.loads(raw)
+    cluster_id, duplicate, similarity, size, reasons, burst = orjson.loads(raw)
     named = tuple(reasons.split(",")) if reasons else ()
     if not set(named) <= _REASONS:
         raise NoiseStoreError(f"unknown noise reasons in a stored verdict: {reasons!r}", transient=False)
@@ -120,9 +116,9 @@ class RedisNoiseFilter:
             "ttl_meta": max(ttl_index, ttl_flood, ttl_burst),
             "ttl_verdict": ttl_index,
         }
-        self._header = _compact_json(header)
+        self._header = compact_json(header)
 
-    def _document(self, item: NoiseInput, signature: Signature | None, packed: list[bytes]) -> str:
+    def _document(self, item: NoiseInput, signature: Signature | None, packed: list[bytes]) -> bytes:
         if not math.isfinite(item.t):
             raise NoiseError(f"post {item.post_id!r}: event time {item.t!r} is not a finite number")
         doc: dict[str, object] = {
@@ -135,7 +131,7 @@ class RedisNoiseFilter:
         if signature is not None:  # absent keys, never null: cjson's null is truthy in Lua
             doc.update(digest=signature.digest, bands=list(signature.bands), sig=len(packed))
             packed.append(signature.packed())
-        return _compact_json(doc)
+        return compact_json(doc)
 
     def observe_batch(self, items: Sequence[NoiseInput]) -> list[NoiseVerdict]:
         """The verdicts on a batch, in order: one EVALSHA, atomic; safe to replay."""

@@ -4,12 +4,13 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 import redis
 
 from pipeline.settings import Settings
-from pipeline.stores.redis.live import RedisLive, RedisSink, evidence_member
+from pipeline.stores.redis.live import RedisLive, RedisSink, delete_prefix, evidence_member
 from pipeline.stores.sink import SinkError, minute_of
 from schemas.records import Engagement, Post, ScoredPost, Sentiment, SentimentProbabilities
 
@@ -191,3 +192,55 @@ def test_awkward_text_passes_through_the_flush_documents_exactly(
     assert members == [evidence_member(bare), evidence_member(wordy)]
     evidence = live.negative_posts(subjects[0], [minute_of(now)])
     assert [(e["post_id"], e["text"]) for e in evidence] == [(bare.post.id, text), (wordy.post.id, text)]
+
+
+def _live_state(client: redis.Redis, prefix: str) -> dict[str, tuple[str, object, bool]]:
+    """Every live key under ``prefix`` with its value and whether it expires, the prefix left out."""
+    state: dict[str, tuple[str, object, bool]] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key)
+        if kind == "hash":
+            value: object = client.hgetall(key)
+        elif kind == "zset":
+            value = client.zrange(key, 0, -1, withscores=True)
+        else:
+            value = client.get(key)
+        state[str(key).removeprefix(prefix)] = (str(kind), value, client.ttl(key) > 0)
+    return state
+
+
+def test_one_flush_of_a_batch_leaves_what_one_flush_per_post_leaves(settings: Settings, scored: ScoredFactory) -> None:
+    """The script sums a batch's counts before writing them and trims evidence once: the end state must
+    be the post-by-post one, onto keys that already hold counts too."""
+    words = ("牛奶", "变质", "退货", "召回", "抵制")
+    batches: list[list[ScoredPost]] = [[], []]
+    for n in range(60):
+        base = noisy(
+            scored,
+            n,
+            (("乳业", "食品", "华为")[n % 3], *(("食品",) if n % 4 == 0 else ())),
+            tuple(words[(n + i) % 5] for i in range(n % 4)),
+            duplicate=n % 5 == 0,
+            bot=n % 7 == 0,
+        )
+        sentiment: Sentiment = ("negative", "negative", ("neutral", "positive")[n % 2])[n % 3]
+        post = base.post.model_copy(
+            update={"engagement": Engagement(likes=(n * 37) % 23), "id": f"q{n % 50}"}
+        )  # replays too
+        batches[n % 2].append(base.model_copy(update={"post": post, "sentiment": sentiment}))
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    by_batch = RedisSink(settings)
+    one_by_one = RedisSink(settings.model_copy(update={"redis_prefix": f"{settings.redis_prefix}-each"}))
+    try:
+        for batch in batches:
+            by_batch.add(batch)
+            by_batch.flush()
+            for item in batch:
+                one_by_one.add([item])
+                one_by_one.flush()
+        batched = _live_state(client, settings.redis_prefix)
+        assert batched == _live_state(client, f"{settings.redis_prefix}-each")
+        trimmed = [key for key, (_, value, _) in batched.items() if ":neg:" in key and isinstance(value, list)]
+        assert trimmed and all(len(cast(list[object], batched[key][1])) == 10 for key in trimmed)
+    finally:
+        delete_prefix(client, f"{settings.redis_prefix}-each")
