@@ -40,6 +40,7 @@ from pipeline.stores.redis.subjects import SubjectStore
 from pipeline.stores.sink import Sink, SinkError
 from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
+from workers.draining import use_draining_consumer
 from workers.pipelining import Stage, StagePipeline
 from workers.preparer import PreparedBatch, Preparer
 from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
@@ -151,6 +152,7 @@ class Worker:
             broker_commit_interval=1.0,
             consumer_auto_offset_reset="earliest",
         )
+        use_draining_consumer(self.app)
         self.raw = self.app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
         self.scored = self.app.topic(settings.topic_scored, key_type=bytes, value_type=bytes, value_serializer="raw")
         self.dlq = self.app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, value_serializer="raw")
