@@ -86,21 +86,8 @@ end
 for key, fields in pairs(hash_sums) do
   for field, increment in pairs(fields) do redis.call('HINCRBY', key, field, increment) end
 end
--- A sorted set's increments as one ZMSCORE and one ZADD of the new scores (safe inside the
--- script), not one ZINCRBY per member.
 for key, members in pairs(zset_sums) do
-  local names = {}
-  for member in pairs(members) do names[#names + 1] = member end
-  for first = 1, #names, 1000 do
-    local slice = {unpack(names, first, math.min(first + 999, #names))}
-    local scores = redis.call('ZMSCORE', key, unpack(slice))
-    local adds = {}
-    for i, member in ipairs(slice) do
-      adds[#adds + 1] = (tonumber(scores[i]) or 0) + members[member]
-      adds[#adds + 1] = member
-    end
-    redis.call('ZADD', key, unpack(adds))
-  end
+  for member, increment in pairs(members) do redis.call('ZINCRBY', key, increment, member) end
 end
 -- Keeping the top keep_posts by (score, member) after all adds equals trimming after each one.
 -- The adds go in slices, as unpack's arguments are bounded.
