@@ -41,6 +41,7 @@ from pipeline.stores.sink import Sink, SinkError
 from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.draining import use_draining_consumer
+from workers.handoff import ScoredHandoff
 from workers.pipelining import Stage, StagePipeline
 from workers.preparer import PreparedBatch, Preparer
 from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
@@ -59,6 +60,9 @@ CRASH_EXIT_CODE = 70
 LAG_INTERVAL_S = 5.0
 LOGGED_IDS = 50  # post ids named in one dead-letter log line
 LOGGED_REASONS = 10
+# Batches of posts.scored records a worker running both agents holds for its own aggregate agent: the
+# batches in flight between the two agents, with room for the aggregate agent's fetch running ahead.
+HANDOFF_BATCHES = 8
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
 
 
@@ -93,7 +97,7 @@ class _ScoreBatch:
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str | None, str]]) -> None:
+async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str | None, bytes]]) -> None:
     """Send and wait for the broker's acknowledgement of every record.
 
     Straight to the app's producer rather than through ``topic.send``: faust's per-message futures,
@@ -102,8 +106,7 @@ async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str 
     """
     name, producer = topic.get_topic_name(), await app.maybe_start_producer()
     futures = [
-        await producer.send(name, key.encode() if key else None, value.encode(), None, None, None)
-        for key, value in records
+        await producer.send(name, key.encode() if key else None, value, None, None, None) for key, value in records
     ]
     await asyncio.gather(*futures)
 
@@ -163,6 +166,8 @@ class Worker:
         # every call on one sink from one thread (chDB's session lives in the thread that opened it).
         self._sink_threads = tuple(ThreadPoolExecutor(1, thread_name_prefix=f"yuqing-sink-{n}") for n in range(2))
         self.flushes = 0
+        both = self.scores and self.stores
+        self.handoff = ScoredHandoff(HANDOFF_BATCHES * settings.batch_max_items) if both else None
         if self.scores:
             self.app.agent(self.raw, name="score")(self.score_agent)
         if self.stores:
@@ -209,7 +214,7 @@ class Worker:
 
     async def _reject(self, rejections: list[Rejection]) -> None:
         if rejections:
-            await _deliver(self.app, self.dlq, [(None, r.model_dump_json()) for r in rejections])
+            await _deliver(self.app, self.dlq, [(None, r.model_dump_json().encode()) for r in rejections])
             metrics.count_rejections((r.stage, r.reason) for r in rejections)
             _log_rejections(rejections)
 
@@ -250,7 +255,8 @@ class Worker:
         elapsed_ms = (batch.scored_at - batch.taken_at).total_seconds() * 1000
         model = (self.runtime.scorer.model_id, self.runtime.scorer.model_version)
         rejections = list(batch.prepared.rejections)
-        out: list[tuple[str | None, str]] = []
+        out: list[tuple[str | None, bytes]] = []
+        handed: list[tuple[bytes, ScoredPost]] = []
         # Summed in locals (three perf_counter reads a post) and handed to the clock once, after the loop.
         matching_s = serialising_s = 0.0
         for item, result in zip(batch.prepared.posts, batch.results, strict=True):
@@ -261,11 +267,15 @@ class Worker:
             assigned = assign_subjects(item, batch.subjects, result.embedding, batch.descriptions)
             serialising = time.perf_counter()
             scored = build_scored(item, result, assigned, model, batch.scored_at, elapsed_ms)
-            out.append((item.post.id, scored.model_dump_json()))
+            value = scored.model_dump_json().encode()
+            out.append((item.post.id, value))
+            handed.append((value, scored))
             matching_s += serialising - matching
             serialising_s += time.perf_counter() - serialising
         clock.add("subjects", matching_s, len(out))
         clock.add("serialise", serialising_s, len(out))
+        if self.handoff is not None:  # before delivery: the aggregate agent may read them back at once
+            self.handoff.keep(handed)
         with clock.timed("deliver", len(out)):
             await _deliver(self.app, self.scored, out)
         metrics.POSTS_OUT.labels(stage="score").inc(len(out))
@@ -292,7 +302,8 @@ class Worker:
 
     async def _first_sink_stage(self, batch: _StoreBatch) -> _StoreBatch:
         with batch.clock.timed("decode", len(batch.events)):
-            batch.scored, batch.rejections = decode_scored(_values(event.value for event in batch.events))
+            handed_over = self.handoff.take if self.handoff is not None else None
+            batch.scored, batch.rejections = decode_scored(_values(e.value for e in batch.events), handed_over)
         batch.refused = await store_all(self.sinks[:1], batch.scored, self._runner(0), batch.clock)
         return batch
 

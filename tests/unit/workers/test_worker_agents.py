@@ -21,3 +21,4 @@ def test_agents_groups_and_detectors(agents: str, group: str, names: set[str], d
     assert worker.app.conf.id == group
     assert {agent.name.rsplit(".", 1)[-1] for agent in worker.app.agents.values()} == names
     assert (worker.alerting is not None) is detects
+    assert (worker.handoff is not None) is (agents == "all")  # only its own aggregate agent reads it back
