@@ -42,6 +42,7 @@ from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.draining import use_draining_consumer
 from workers.handoff import ScoredHandoff
+from workers.heap import settle_heap
 from workers.pipelining import Stage, StagePipeline
 from workers.preparer import PreparedBatch, Preparer
 from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
@@ -423,6 +424,7 @@ def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = F
         _ = worker.runtime, worker.preparer
     if worker.stores:
         worker.prepare_sinks()
+    settle_heap()  # the model, jieba, the subjects and the sinks are loaded: what stays from here is long-lived
     faust_worker = _BoundedStopWorker(
         worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s, settings=settings
     )

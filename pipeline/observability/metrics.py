@@ -61,6 +61,9 @@ AGENT_STAGES: dict[str, tuple[str, ...]] = {
 }
 STAGE_SECONDS = Counter("yuqing_stage_seconds", "Time spent in a stage of an agent.", ["agent", "stage"])
 STAGE_RECORDS = Counter("yuqing_stage_records", "Records that went through a stage of an agent.", ["agent", "stage"])
+GC_SECONDS = Counter(
+    "yuqing_gc_seconds", "Time the cyclic garbage collector ran, holding the GIL, by generation.", ["generation"]
+)
 SINK_RETRIES = Counter("yuqing_sink_retries", "Flushes retried because the store was unavailable.", ["sink"])
 SINK_REFUSALS = Counter("yuqing_sink_refusals", "Posts a store refused (sent to the dead-letter topic).", ["sink"])
 EVENT_TO_SINK = Histogram(
@@ -101,6 +104,7 @@ ALERTED_METRICS: tuple[str, ...] = (
     "yuqing_model_queue_depth",
     "yuqing_sink_flush_seconds_bucket",
     "yuqing_sink_flush_seconds_count",
+    "yuqing_gc_seconds_total",
     "yuqing_sink_retries_total",
     "yuqing_sink_refusals_total",
     "yuqing_event_to_sink_seconds_bucket",

@@ -51,6 +51,7 @@ MODEL_POSTS = 4096  # at most this many posts for the model alone: enough for a 
 LOADS = (0.5, 0.8)  # offered loads of the latency part, as shares of the end-to-end rate
 LATENCY_S = 10.0
 STAGE_SECONDS, STAGE_RECORDS = "yuqing_stage_seconds", "yuqing_stage_records"
+GC_SECONDS = "yuqing_gc_seconds"
 STAGE_ORDER = (
     *("decode", "clean", "segment", "signature", "stack", "noise", "model", "subjects", "serialise", "deliver"),
     *("redis_flush", "clickhouse_flush"),  # the worker's sinks, in the order it stores to them
@@ -61,7 +62,8 @@ STAGE_DEFINITION = (
     "when there are any, summed over them), the model in its model thread, and a sink's figure is its add "
     "and flush, retries included; 'other' is the rest of a batch's time from take to delivery (in the score "
     "agent mostly waiting for the batch ahead, as batches are in flight together); agents, threads and "
-    "batches overlap, so the sum need not match the end-to-end µs per post"
+    "batches overlap, so the sum need not match the end-to-end µs per post; 'gc' is the time the worker "
+    "processes' garbage collector ran (holding the GIL), per post scored"
 )
 
 
@@ -192,16 +194,20 @@ def bench_end_to_end(
 
 
 def _scrape(url: str) -> dict[tuple[str, str, str], float]:
-    """The worker's stage counters: (sample name, agent, stage) → value."""
+    """The worker's stage counters, (sample name, agent, stage) → value, and its garbage collector's time,
+    (sample name, "gc", generation) → seconds."""
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
-    return {
-        (sample.name, sample.labels["agent"], sample.labels["stage"]): sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name in (STAGE_SECONDS, STAGE_RECORDS)
-        for sample in family.samples
-        if sample.name.endswith("_total")
-    }
+    counters: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            if family.name == GC_SECONDS:
+                counters[sample.name, "gc", sample.labels["generation"]] = sample.value
+            elif family.name in (STAGE_SECONDS, STAGE_RECORDS):
+                counters[sample.name, sample.labels["agent"], sample.labels["stage"]] = sample.value
+    return counters
 
 
 def scrape_when_stored(url: str, n: int, timeout_s: float = 60) -> dict[tuple[str, str, str], float]:
@@ -229,6 +235,8 @@ def stage_costs(counters: Mapping[tuple[str, str, str], float], e2e_posts_per_s:
         per_post = {stage: _us(seconds[agent, stage], records[agent, stage]) for stage in stages}
         rest = batch_s - sum(seconds[agent, stage] for stage in stages)
         table[agent] = {**per_post, "other": _us(rest, batch_n), "batch": _us(batch_s, batch_n)}
+    gc_s = sum(v for (name, *_), v in counters.items() if name == f"{GC_SECONDS}_total")
+    table["gc"] = _us(gc_s, records.get(("score", "batch"), 0.0))  # every worker process's, per post scored
     table["sum_of_batches"] = round(table["score"]["batch"] + table["aggregate"]["batch"], 1)
     table["e2e_us_per_post"] = round(1e6 / e2e_posts_per_s, 1) if e2e_posts_per_s else None
     return table
