@@ -28,6 +28,7 @@ from pipeline.domain.subjects.model import SubjectSet, load_subjects
 from pipeline.domain.text.clean import clean
 from pipeline.domain.text.segment import Segmenter
 from pipeline.observability.timing import StageClock
+from workers.heap import settle_heap
 from workers.pipelining import StagePipeline
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
@@ -139,6 +140,7 @@ def run(
         if pool is not None:
             pool.warm_up()
         stages = _Stages(runtime, pool, load_subjects(DEMO_SUBJECTS))
+        settle_heap()  # as a worker does once loaded
         warm = stage_records(batch, seed=12)  # the first calls pay for allocations and caches
         asyncio.run(_through_stages(stages, warm, batch, in_flight))
         stages.clocks.clear()
