@@ -89,11 +89,12 @@ class Settings(BaseSettings):
     model_path: Path = Field(STUDENT_MODEL, description="Folder of the sentiment model to serve.")
     scorer_threads: int = Field(1, ge=1, description="Threads that run the model off the event loop.")
     score_batches_in_flight: int = Field(
-        3,
+        4,
         ge=1,
         le=16,
-        description="Micro-batches the score agent works on at once: one prepared while one is scored and one "
-        "delivered; 1 takes them one by one. Offsets are still committed only after delivery, in order.",
+        description="Micro-batches the score agent works on at once: one analysed (text) while one is judged "
+        "(noise), one scored and one delivered; 1 takes them one by one. Offsets are still committed only "
+        "after delivery, in order.",
     )
     text_processes: int = Field(
         0,

@@ -44,7 +44,7 @@ from workers.draining import use_draining_consumer
 from workers.handoff import ScoredHandoff
 from workers.heap import settle_heap
 from workers.pipelining import Stage, StagePipeline
-from workers.preparer import PreparedBatch, Preparer
+from workers.preparer import AnalysedBatch, PreparedBatch, Preparer
 from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
@@ -91,6 +91,7 @@ class _ScoreBatch:
     clock: StageClock  # its own: the stages of different batches run at the same time
     started: float  # perf_counter when taken
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    analysed: AnalysedBatch | None = None
     prepared: PreparedBatch | None = None
     subjects: SubjectSet = field(default_factory=SubjectSet)
     descriptions: dict[str, np.ndarray] = field(default_factory=dict)
@@ -221,7 +222,12 @@ class Worker:
 
     async def score_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
-        stages: list[Stage] = [self._prepare_stage, self._model_stage, functools.partial(self._deliver_stage, stream)]
+        stages: list[Stage] = [
+            self._analyse_stage,
+            self._noise_stage,
+            self._model_stage,
+            functools.partial(self._deliver_stage, stream),
+        ]
         pipeline = StagePipeline(stages, s.score_batches_in_flight, _score_failed)
         pipeline.start()
         waiting = time.perf_counter()
@@ -233,12 +239,18 @@ class Worker:
         finally:
             await pipeline.stop()
 
-    async def _prepare_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
-        batch.prepared = await self.preparer.prepare(_values(event.value for event in batch.events), batch.clock)
-        if batch.prepared.changed is not None:
-            await self.preparer.apply(batch.prepared.changed, self.runtime)
-        # Matched against the subjects of the moment it was prepared, whatever changes while it is scored.
+    async def _analyse_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
+        batch.analysed = await self.preparer.analyse(_values(event.value for event in batch.events), batch.clock)
+        if batch.analysed.changed is not None:
+            await self.preparer.apply(batch.analysed.changed, self.runtime)
+        # Matched against the subjects of the moment it was analysed, whatever changes while it is scored.
         batch.subjects, batch.descriptions = self.preparer.subjects, self.preparer.descriptions
+        return batch
+
+    async def _noise_stage(self, batch: _ScoreBatch) -> _ScoreBatch:
+        assert batch.analysed is not None
+        batch.prepared = await self.preparer.judge(batch.analysed, batch.clock)
+        batch.analysed = None
         return batch
 
     async def _model_stage(self, batch: _ScoreBatch) -> _ScoreBatch:

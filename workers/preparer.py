@@ -1,5 +1,7 @@
-"""The score agent's text side: decode, clean, segment and the noise verdicts off the event loop, and
-the worker's current subject set (re-read from the subject store while the worker runs)."""
+"""The score agent's text side off the event loop, in two steps that work on consecutive batches at
+once: decode, clean, segment and sign (the text thread, or the text processes), then the noise verdicts
+(the noise thread, mostly waiting on Redis). Also the worker's current subject set (re-read from the
+subject store while the worker runs)."""
 
 from __future__ import annotations
 
@@ -19,20 +21,27 @@ from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
 from pipeline.stores.redis.noise import NoiseStoreError
 from pipeline.stores.redis.subjects import SubjectStore, SubjectsWatcher
-from schemas.records import Rejection
+from schemas.records import Post, Rejection
 from workers.runtime import ScoringRuntime
 from workers.scoring.protocol import Scorer
-from workers.stages import PreparedPost, decode_posts, prepare_posts
+from workers.stages import PreparedPost, TextAnalysis, decode_posts, prepare_posts
 from workers.text_pool import TextPool, analyse_texts
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class AnalysedBatch:
+    posts: list[Post]
+    analyses: list[TextAnalysis]
+    rejections: list[Rejection]
+    changed: SubjectSet | None  # the subject set, when it changed before this batch
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBatch:
     posts: list[PreparedPost]
     rejections: list[Rejection]
-    changed: SubjectSet | None  # the subject set, when it changed before this batch
 
 
 class Preparer:
@@ -73,8 +82,10 @@ class Preparer:
                 "noise verdicts waiting for Redis: %s", state.outcome and state.outcome.exception()
             ),
         )
-        # One thread: batches must reach the noise filter in stream order; more cores come from the text pool.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-text")
+        # One thread each: the segmenter's terms change between batches, and batches must reach the noise
+        # filter in stream order; more cores come from the text pool.
+        self._text_thread = ThreadPoolExecutor(1, thread_name_prefix="yuqing-text")
+        self._noise_thread = ThreadPoolExecutor(1, thread_name_prefix="yuqing-noise")
 
     def start(self) -> None:
         """Seed an empty subject store from the subjects file, and build jieba before the first post."""
@@ -85,13 +96,18 @@ class Preparer:
         if self.pool is not None:
             self.pool.warm_up()
 
-    async def prepare(self, raws: list[bytes], clock: StageClock) -> PreparedBatch:
-        """Decode and prepare one batch. ``clock`` gets the time of each step from the text thread: the
-        caller leaves it alone until this returns."""
+    async def analyse(self, raws: list[bytes], clock: StageClock) -> AnalysedBatch:
+        """Decode one batch and analyse its texts. ``clock`` gets the time of each step from the text
+        thread: the caller leaves it alone until this returns. Batches come in stream order."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._prepare_blocking, raws, clock)
+        return await loop.run_in_executor(self._text_thread, self._analyse_blocking, raws, clock)
 
-    def _prepare_blocking(self, raws: list[bytes], clock: StageClock) -> PreparedBatch:
+    async def judge(self, batch: AnalysedBatch, clock: StageClock) -> PreparedBatch:
+        """The noise verdicts of an analysed batch; batches come in stream order, one at a time."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._noise_thread, self._judge_blocking, batch, clock)
+
+    def _analyse_blocking(self, raws: list[bytes], clock: StageClock) -> AnalysedBatch:
         s = self._settings
         with clock.timed("decode", len(raws)):
             posts, rejections = decode_posts(raws, s.text_max_chars, self._author_key)
@@ -103,8 +119,11 @@ class Preparer:
         analyses = analyse_texts(
             texts, self.pool, self._terms, self.segmenter, self.noise.signer, s.terms_per_post, clock, self._companion
         )
-        prepared = self._noise_retrying(prepare_posts, posts, analyses, self.noise, clock)
-        return PreparedBatch(prepared, rejections, changed)
+        return AnalysedBatch(posts, analyses, rejections, changed)
+
+    def _judge_blocking(self, batch: AnalysedBatch, clock: StageClock) -> PreparedBatch:
+        prepared = self._noise_retrying(prepare_posts, batch.posts, batch.analyses, self.noise, clock)
+        return PreparedBatch(prepared, batch.rejections)
 
     async def apply(self, subjects: SubjectSet, runtime: ScoringRuntime) -> None:
         """Use ``subjects`` from now on, with their descriptions embedded by the serving model."""
@@ -116,6 +135,7 @@ class Preparer:
         self.subjects = subjects
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        self._text_thread.shutdown(wait=True)
+        self._noise_thread.shutdown(wait=True)
         if self.pool is not None:
             self.pool.close()
