@@ -61,8 +61,8 @@ CRASH_EXIT_CODE = 70
 LAG_INTERVAL_S = 5.0
 LOGGED_IDS = 50  # post ids named in one dead-letter log line
 LOGGED_REASONS = 10
-# Batches of posts.scored records a worker running both agents holds for its own aggregate agent: the
-# batches in flight between the two agents, with room for the aggregate agent's fetch running ahead.
+# Batches of posts.scored records a worker running both agents holds for its own aggregate agent: those
+# between the two agents, with room for the score agent running ahead in a backlog. Past it they are decoded.
 HANDOFF_BATCHES = 8
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
 
