@@ -13,7 +13,6 @@ import asyncio
 import functools
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +28,6 @@ from faust.types import EventT
 
 from pipeline.domain.posts import rejected_post_id
 from pipeline.domain.subjects.model import SubjectSet
-from pipeline.logs import adopt_handlers
 from pipeline.observability import metrics
 from pipeline.observability.timing import StageClock
 from pipeline.settings import Settings
@@ -42,10 +40,9 @@ from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.draining import use_draining_consumer
 from workers.handoff import ScoredHandoff
-from workers.heap import settle_heap
 from workers.pipelining import Stage, StagePipeline
 from workers.preparer import AnalysedBatch, PreparedBatch, Preparer
-from workers.probes import ProbeServer, clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
+from workers.probes import clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
 from workers.runtime import ScoringRuntime
 from workers.scoring.loading import load_scorer
 from workers.scoring.options import RuntimeOptions
@@ -114,11 +111,11 @@ async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str 
 
 
 def _score_failed(exc: BaseException) -> None:
-    _fatal(f"score batch failed: {exc!r}")  # unacked: the batch and those behind it are redelivered
+    exit_without_commit(f"score batch failed: {exc!r}")  # unacked: it and the batches behind it are redelivered
 
 
 def _store_failed(exc: BaseException) -> None:
-    _fatal(f"aggregate batch failed: {exc!r}")  # outages are waited out and refusals isolated: a bug
+    exit_without_commit(f"aggregate batch failed: {exc!r}")  # outages are waited out and refusals isolated: a bug
 
 
 def group_of(settings: Settings) -> str:
@@ -130,7 +127,7 @@ def group_of(settings: Settings) -> str:
     return f"{settings.worker_group}-{settings.worker_agents}"
 
 
-def _fatal(reason: str) -> None:
+def exit_without_commit(reason: str) -> None:
     """Stop at once without acking: the batch is redelivered to whoever takes the partition."""
     log.critical("%s; exiting without committing so the batch is replayed", reason)
     logging.shutdown()
@@ -181,7 +178,7 @@ class Worker:
         self.app.timer(LAG_INTERVAL_S, name="lag")(self._measure_lag)
         metrics.init_labels()
         self.alerting: Alerting | None = None
-        self.api: ApiServer | None = None  # set by run_worker(with_api=True)
+        self.api: ApiServer | None = None  # set by workers.process.run_worker(with_api=True)
         if settings.alerts_enabled and self.stores:  # in one group only: one detector in all
             alerts = self.app.topic(settings.topic_alerts, key_type=bytes, value_type=bytes, value_serializer="raw")
             self.alerting = Alerting(settings, alerts)
@@ -329,7 +326,7 @@ class Worker:
         await self._reject(rejections)
         self.flushes += 1
         if self.settings.test_crash_after_flushes and self.flushes >= self.settings.test_crash_after_flushes:
-            _fatal(f"test crash after {self.flushes} flushes")
+            exit_without_commit(f"test crash after {self.flushes} flushes")
         for event in batch.events:  # in order: offsets are committed up to the last stored batch
             await stream.ack(event)
         batch.clock.add("batch", time.perf_counter() - batch.started, len(batch.events))
@@ -417,51 +414,3 @@ def _rejection(post: Post, reason: str) -> Rejection:
 
 def _refusal(scored: ScoredPost, reason: str) -> Rejection:
     return Rejection(reason=reason, stage="aggregate", raw=scored.model_dump_json(), rejected_at=datetime.now(UTC))
-
-
-def run_worker(settings: Settings, loglevel: str = "INFO", *, with_api: bool = False) -> None:
-    """Run one worker process until SIGTERM/SIGINT; faust commits what was acked on the way out."""
-    worker = Worker(settings)
-    if settings.worker_http_port:
-        probes = ProbeServer(settings.worker_http_host, settings.worker_http_port, worker.liveness, worker.readiness)
-        if probes.start():
-            log.info("metrics and probes at http://%s:%d/", settings.worker_http_host, probes.port)
-    if with_api:
-        from pipeline.api.server import ApiServer
-
-        worker.api = ApiServer(settings)
-        worker.api.start()
-        log.warning("dashboard and API at %s/", worker.api.url)
-    if worker.scores:  # the model and jieba before joining the group, so the first batch is not slow
-        _ = worker.runtime, worker.preparer
-    if worker.stores:
-        worker.prepare_sinks()
-    settle_heap()  # the model, jieba, the subjects and the sinks are loaded: what stays from here is long-lived
-    faust_worker = _BoundedStopWorker(
-        worker.app, loglevel=loglevel, quiet=True, grace_s=settings.worker_stop_grace_s, settings=settings
-    )
-    if not sys.stdout.isatty() or settings.log_format == "json":
-        faust_worker.spinner = None  # its terminal escapes would only litter a log file
-    faust_worker.execute_from_commandline()
-
-
-class _BoundedStopWorker(faust.Worker):  # type: ignore[misc]
-    """faust's worker with a bounded stop. faust waits, before it stops the agents, until every message
-    they took is acked, and an aggregate batch waiting out a store outage is not acked until stored;
-    past the grace period the process leaves without acking it (see ``_fatal``)."""
-
-    def __init__(self, *args: Any, grace_s: float, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._grace_s = grace_s
-        self._settings = settings
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        # faust has just replaced the root handlers with its own (colour text on stdout).
-        adopt_handlers(self._settings, logger)
-        super().on_setup_root_logger(logger, level)
-
-    def _schedule_shutdown(self, signal: Any) -> None:
-        if not self._signal_stop_time:
-            reason = f"still stopping {self._grace_s:.0f}s after {signal.name}"
-            self.loop.call_later(self._grace_s, _fatal, reason)
-        super()._schedule_shutdown(signal)

@@ -119,7 +119,7 @@ def synthetic(rate: float, scenario: str, duration: float | None, seed: int, as_
 def worker(loglevel: str, with_api: bool) -> None:
     """Run one faust worker process (score and aggregate agents, and detection on the leader)."""
     from pipeline.logs import configure_logging
-    from workers.app import run_worker
+    from workers.process import run_worker
 
     settings = get_settings()
     configure_logging(settings, loglevel)  # until faust takes over the handlers, then adopted (run_worker)
