@@ -47,7 +47,9 @@ def test_tiny_run_reports_stage_costs_cpu_model_ratio_and_latency(
     cpu = report["cpu"]
     workers = ("worker_score", "worker_aggregate") if split_agents else ("worker_all",)
     assert set(cpu["us_per_post"]) == {*workers, "broker", "redis", "bench", "rest_of_machine"}
-    assert all(cpu["us_per_post"][name] > 0 for name in workers)  # a tiny run's broker may stay under a clock tick
+    # The worker that flushes to Redis works throughout the window, which opens at its first flush. A split
+    # scorer can score all 600 posts before that flush, and a broker's share can stay under a clock tick.
+    assert cpu["us_per_post"][workers[-1]] > 0
     assert (
         min(cpu["us_per_post"].values()) >= 0 and cpu["window_s"] > 0 and set(cpu["cores"]) == set(cpu["us_per_post"])
     )
