@@ -15,7 +15,16 @@ from datasketch import MinHash, MinHashLSH
 from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.dedup import NearDuplicateIndex
 from pipeline.domain.noise.filter import NoiseFilter, NoiseInput, NoiseLimits, noise_reasons
-from pipeline.domain.noise.signature import NUM_PERM, Signature, Signer, dedup_key, lsh_bands, shingles, similarity
+from pipeline.domain.noise.signature import (
+    NUM_PERM,
+    Signature,
+    Signer,
+    dedup_key,
+    lsh_bands,
+    shingle_hashes,
+    shingles,
+    similarity,
+)
 
 SLOGAN = "云帆手机这次真的让人失望透了，大家千万别买！"
 TEXTS = [
@@ -88,6 +97,23 @@ def test_a_batch_signs_each_text_as_datasketch_does() -> None:
         assert np.array_equal(sketch.hashvalues, signature.hashvalues), text
         assert (signature.digest, signature.bands) == (_sign(text).digest, _sign(text).bands)
     assert signer.sign_many([]) == [] and signer.sign_many(["好评"]) == [None]
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["a-batch", "too-many-keys-to-pack-with-far-code-points"])
+def test_shingle_hashes_are_zlibs_crc32_of_each_shingle(many: bool) -> None:
+    """The numpy CRC-32 of every shingle, in order, with repeats, and each key's count of distinct ones;
+    over 1-, 2-, 3- and 4-byte UTF-8 characters, keys shorter than a shingle, and (``many``) code points
+    and a key count too large to pack into one sort key."""
+    far = "\U00030000\U00030001x" * 3  # CJK extension G: 18-bit code points
+    keys = ["云帆手机这次真的让人失望", "ab", "x", "哈哈哈哈哈哈", "ßäé€𝔘𠀀abc123", far, "ab" * 20]
+    if many:
+        keys = [f"{key}{n}" for n in range(600) for key in keys[-2:]]
+    for size in (2, 3):
+        hashed, counts, distinct = shingle_hashes(keys, size)
+        expected = [[key[i : i + size].encode() for i in range(max(1, len(key) - size + 1))] for key in keys]
+        assert hashed.tolist() == [zlib.crc32(gram) for grams in expected for gram in grams]
+        assert counts.tolist() == [len(grams) for grams in expected]
+        assert distinct.tolist() == [len(set(grams)) for grams in expected]
 
 
 def test_copies_share_the_digest_and_short_texts_get_none() -> None:
