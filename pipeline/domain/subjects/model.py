@@ -17,7 +17,6 @@ import json
 import os
 import re
 import tempfile
-import unicodedata
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.domain.subjects import SubjectError
+from pipeline.domain.text.forms import folded
 from schemas.records import UtcDatetime
 
 MAX_TERM_CHARS = 64
@@ -39,7 +39,7 @@ _SPACE = re.compile(r"\s+")
 
 def normalise_term(term: str) -> str:
     """The form terms and texts are compared in: NFKC, casefolded, whitespace collapsed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", term).casefold()).strip()
+    return _SPACE.sub(" ", folded(term)).strip()
 
 
 def _clean_term(term: str, where: str) -> str:

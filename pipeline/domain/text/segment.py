@@ -25,7 +25,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
-from itertools import islice
+from itertools import filterfalse, islice
 
 import regex
 import rjieba
@@ -176,7 +176,7 @@ class Segmenter:
             if self.hmm and _MAY_DIFFER.search(text):
                 words = _as_python_jieba(words, tokenizer.has_word)
         if text.lower() == text:  # nothing to lowercase, as in most Chinese posts: one check, not one a word
-            return [word for word in words if not word.isspace()]
+            return list(filterfalse(str.isspace, words))
         return [_lower_latin(word) for word in words if not word.isspace()]
 
     def tokens(self, clean: CleanText) -> list[str]:
