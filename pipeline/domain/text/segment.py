@@ -54,7 +54,8 @@ _OUTSIDE_PY_BLOCK = regex.compile(f"[^{_PY_BLOCK}]")
 # percent sign), and the run of other characters between them.
 _ASCII_PIECES = regex.compile(r"[a-zA-Z0-9]+(?:\.\d+)?%?|[^a-zA-Z0-9]+")
 # A text in which jieba-rs's HMM may keep whole what Python jieba splits; most Chinese posts have none.
-_MAY_DIFFER = regex.compile(r"[-._+#&%]|(?![\u4e00-\u9fd5])\p{Han}")
+# One character class (a set difference), not a lookahead at every position: three times quicker.
+_MAY_DIFFER = regex.compile(r"[-._+#&%]|[\p{Han}--[\u4e00-\u9fd5]]", regex.V1)
 
 
 def _lower_latin(word: str) -> str:
