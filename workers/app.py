@@ -61,6 +61,9 @@ LOGGED_REASONS = 10
 # Batches of posts.scored records a worker running both agents holds for its own aggregate agent: those
 # between the two agents, with room for the score agent running ahead in a backlog. Past it they are decoded.
 HANDOFF_BATCHES = 8
+# Batches the aggregate agent holds between taking and acking them: Redis may store up to this many less one
+# before ClickHouse has stored the first, and ClickHouse then stores those waiting in one insert.
+AGGREGATE_BATCHES_IN_FLIGHT = 8
 # A blip is retried almost at once; a long outage is polled without loading the store that is coming back.
 
 
@@ -298,7 +301,9 @@ class Worker:
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         stages: list[Stage] = [self._first_sink_stage, functools.partial(self._other_sinks_stage, stream)]
-        pipeline = StagePipeline(stages, len(stages), _store_failed)
+        # ClickHouse stores the batches Redis has stored meanwhile in one insert: fewer, larger parts when it
+        # falls behind, and a batch alone, without waiting, when it keeps up.
+        pipeline = StagePipeline(stages, AGGREGATE_BATCHES_IN_FLIGHT, _store_failed, last_takes_all=True)
         pipeline.start()
         waiting = time.perf_counter()
         try:  # without acks: each batch's events are acked once every sink stored it
@@ -317,20 +322,26 @@ class Worker:
         batch.refused = await store_all(self.sinks[:1], batch.scored, self._runner(0), batch.clock)
         return batch
 
-    async def _other_sinks_stage(self, stream: faust.StreamT[bytes], batch: _StoreBatch) -> None:
-        refused_ids = {post.post.id for post, _ in batch.refused}  # a post one sink refused goes no further
-        remaining = [post for post in batch.scored if post.post.id not in refused_ids]
-        refused = batch.refused + await store_all(self.sinks[1:], remaining, self._runner(1), batch.clock)
-        rejections = batch.rejections + [_refusal(post, reason) for post, reason in refused]
-        metrics.POSTS_OUT.labels(stage="aggregate").inc(len(batch.scored) - len(refused))
+    async def _other_sinks_stage(self, stream: faust.StreamT[bytes], batches: list[_StoreBatch]) -> None:
+        """The other sinks store every batch Redis has stored and they have not, at once."""
+        remaining = []
+        for batch in batches:  # a post one sink refused goes no further
+            refused_ids = {post.post.id for post, _ in batch.refused}
+            remaining += [post for post in batch.scored if post.post.id not in refused_ids]
+        refused = await store_all(self.sinks[1:], remaining, self._runner(1), batches[0].clock)
+        refused += [item for batch in batches for item in batch.refused]
+        rejections = [item for batch in batches for item in batch.rejections]
+        rejections += [_refusal(post, reason) for post, reason in refused]
+        metrics.POSTS_OUT.labels(stage="aggregate").inc(sum(len(batch.scored) for batch in batches) - len(refused))
         await self._reject(rejections)
         self.flushes += 1
         if self.settings.test_crash_after_flushes and self.flushes >= self.settings.test_crash_after_flushes:
             exit_without_commit(f"test crash after {self.flushes} flushes")
-        for event in batch.events:  # in order: offsets are committed up to the last stored batch
-            await stream.ack(event)
-        batch.clock.add("batch", time.perf_counter() - batch.started, len(batch.events))
-        batch.clock.publish()
+        for batch in batches:
+            for event in batch.events:  # in order: offsets are committed up to the last stored batch
+                await stream.ack(event)
+            batch.clock.add("batch", time.perf_counter() - batch.started, len(batch.events))
+            batch.clock.publish()
 
     async def _on_assigned(self, *_: Any, **__: Any) -> None:
         self._loop = asyncio.get_running_loop()

@@ -85,6 +85,35 @@ async def test_a_failing_stage_reports_and_stops_the_batches_behind_it() -> None
     assert finished == [0, 1]  # nothing after the failed batch is finished (so nothing after it is acked)
 
 
+async def test_a_last_stage_that_takes_all_gets_every_waiting_batch_at_once_in_order() -> None:
+    """Behind, the last stage gets the waiting batches as one list; keeping up, one batch at a time."""
+    calls: list[list[int]] = []
+    five_ready = asyncio.Event()
+
+    async def first(batch: int) -> int:
+        if batch == 5:
+            five_ready.set()
+        return batch
+
+    async def slow_last(batches: list[int]) -> None:
+        calls.append(batches)
+        if len(calls) == 1:
+            await five_ready.wait()  # behind: batches 1-5 pile up meanwhile
+            await asyncio.sleep(0)  # and batch 5 reaches the last stage's inbox
+
+    pipeline = StagePipeline([first, slow_last], max_in_flight=6, on_error=pytest.fail, last_takes_all=True)
+    pipeline.start()
+    for batch in range(6):
+        await asyncio.wait_for(pipeline.put(batch), 1)  # every slot comes back, one per batch
+    while sum(map(len, calls)) < 6:
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(pipeline.put(6), 1)
+    while sum(map(len, calls)) < 7:
+        await asyncio.sleep(0.005)
+    await pipeline.stop()
+    assert calls[0] == [0] and calls[1] == [1, 2, 3, 4, 5] and calls[2] == [6]
+
+
 def test_needs_a_stage_and_a_slot() -> None:
     with pytest.raises(ValueError):
         StagePipeline([], 1, print)
