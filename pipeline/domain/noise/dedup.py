@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.expiry import Expiry
-from pipeline.domain.noise.signature import MAX_KEY_CHARS, NUM_PERM, Signature, Signer, dedup_key, shingles, similarity
+from pipeline.domain.noise.shingles import shingles
+from pipeline.domain.noise.signature import MAX_KEY_CHARS, NUM_PERM, Signature, Signer, dedup_key, similarity
 
 __all__ = ["MAX_KEY_CHARS", "MAX_VARIANTS", "DupMatch", "NearDuplicateIndex", "dedup_key", "shingles"]
 

@@ -15,16 +15,8 @@ from datasketch import MinHash, MinHashLSH
 from pipeline.domain.noise import NoiseError
 from pipeline.domain.noise.dedup import NearDuplicateIndex
 from pipeline.domain.noise.filter import NoiseFilter, NoiseInput, NoiseLimits, noise_reasons
-from pipeline.domain.noise.signature import (
-    NUM_PERM,
-    Signature,
-    Signer,
-    dedup_key,
-    lsh_bands,
-    shingle_hashes,
-    shingles,
-    similarity,
-)
+from pipeline.domain.noise.shingles import shingle_hashes, shingles
+from pipeline.domain.noise.signature import NUM_PERM, Signature, Signer, dedup_key, lsh_bands, similarity
 
 SLOGAN = "云帆手机这次真的让人失望透了，大家千万别买！"
 TEXTS = [
