@@ -6,13 +6,21 @@ import threading
 import time
 
 import pytest
+import regex
 import rjieba
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.domain.text import TextError
 from pipeline.domain.text.clean import clean
-from pipeline.domain.text.segment import Segmenter, distinct_hot_terms, hot_terms, is_hot_term, stopwords
+from pipeline.domain.text.segment import (
+    _MAY_DIFFER,
+    Segmenter,
+    distinct_hot_terms,
+    hot_terms,
+    is_hot_term,
+    stopwords,
+)
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +157,15 @@ def test_never_raises_and_hot_words_obey_the_filter(segmenter: Segmenter, text: 
     tokens = segmenter.tokens(post)
     assert all(token and not token.isspace() for token in tokens)
     assert all(is_hot_term(token) for token in segmenter.hot(post))
+
+
+def test_the_texts_jieba_rs_may_cut_unlike_python_jieba_hold_a_joiner_or_rare_han() -> None:
+    """What sends a text through ``_as_python_jieba``, checked on every code point: ASCII joiners, and Han
+    outside U+4E00..U+9FD5 (jieba-rs's blocks take them, Python jieba's do not)."""
+    han = regex.compile(r"\p{Han}")
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        char = chr(code)
+        rare_han = han.match(char) is not None and not 0x4E00 <= code <= 0x9FD5
+        assert (_MAY_DIFFER.search(char) is not None) == (char in "-._+#&%" or rare_han), hex(code)
