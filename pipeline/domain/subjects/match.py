@@ -25,7 +25,7 @@ import ahocorasick
 import numpy as np
 
 from pipeline.domain.subjects import SubjectError
-from pipeline.domain.subjects.model import Subject, SubjectSet, normalise_term
+from pipeline.domain.subjects.model import Subject, SubjectSet, normalise_term, normalise_text
 from pipeline.domain.text.clean import CleanText
 
 CACHED_MATCHERS = 4  # a worker holds the current set, and briefly the previous one during a reload
@@ -79,7 +79,7 @@ class SubjectMatcher:
         if self._automaton is None:
             return found
         # A newline never occurs in a normalised term, so no term matches across two pieces.
-        haystack = "\n".join(normalise_term(piece) for piece in pieces if piece)
+        haystack = "\n".join(normalise_text(piece) for piece in pieces if piece)
         last = len(haystack) - 1
         for end, (term_id, length, bound_left, bound_right) in self._automaton.iter(haystack):
             if term_id in found:

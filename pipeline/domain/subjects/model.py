@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.domain.subjects import SubjectError
-from pipeline.domain.text.forms import folded
+from pipeline.domain.text.forms import fold, folded
 from schemas.records import UtcDatetime
 
 MAX_TERM_CHARS = 64
@@ -39,7 +39,12 @@ _SPACE = re.compile(r"\s+")
 
 def normalise_term(term: str) -> str:
     """The form terms and texts are compared in: NFKC, casefolded, whitespace collapsed."""
-    return _SPACE.sub(" ", folded(term)).strip()
+    return _SPACE.sub(" ", fold(term)).strip()
+
+
+def normalise_text(text: str) -> str:
+    """``normalise_term`` of a post's text, whose fold its dedup key has usually just remembered."""
+    return _SPACE.sub(" ", folded(text)).strip()
 
 
 def _clean_term(term: str, where: str) -> str:
