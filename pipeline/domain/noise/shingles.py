@@ -61,10 +61,11 @@ def shingle_hashes(keys: Sequence[str], size: int) -> tuple[np.ndarray, np.ndarr
     key_bits = max(len(keys).bit_length(), 1)
     packable = size * char_bits + key_bits <= 64
     identity = key_of.astype(np.uint64) if packable else np.zeros(len(start), np.uint64)
+    char_bits = char_bits if packable else 21  # any code point
     for j in range(size):
         has = j < width
         char = code_points[np.minimum(start + j, len(code_points) - 1)] * has
-        identity = (identity << np.uint64(char_bits if packable else 21)) | char
+        identity = (identity << np.uint64(char_bits)) | char
         n_bytes = (char >= 0x80).astype(np.uint32) + (char >= 0x800) + (char >= 0x10000) + 1  # in UTF-8
         shift = 6 * (n_bytes - 1)
         lead = np.where(n_bytes == 1, char, ((np.uint32(0xFF00) >> n_bytes) & 0xFF) | (char >> shift))
