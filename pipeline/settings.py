@@ -78,6 +78,14 @@ class Settings(BaseSettings):
         description="Most model tokens (estimated) in one model call; 0: 4,096 for a Transformer on a CPU, "
         "else 32,768.",
     )
+    fetch_max_wait_s: float = Field(
+        0.1,
+        gt=0,
+        le=1.5,
+        description="Longest a worker's fetch waits on the broker for records. Kafka answers as soon as records "
+        "arrive; a broker without long polling (tansu, in tests and the demo) holds each fetch this long, so "
+        "faust's fixed 1.5 s would add up to 1.5 s of latency on each topic a post passes.",
+    )
     worker_stop_grace_s: float = Field(
         20.0,
         gt=0,

@@ -157,7 +157,7 @@ class Worker:
             broker_commit_interval=1.0,
             consumer_auto_offset_reset="earliest",
         )
-        use_draining_consumer(self.app)
+        use_draining_consumer(self.app, settings.fetch_max_wait_s)
         self.raw = self.app.topic(settings.topic_raw, key_type=bytes, value_type=bytes, value_serializer="raw")
         self.scored = self.app.topic(settings.topic_scored, key_type=bytes, value_type=bytes, value_serializer="raw")
         self.dlq = self.app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes, value_serializer="raw")

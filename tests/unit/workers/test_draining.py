@@ -63,3 +63,15 @@ def test_a_fetch_is_handed_over_in_order_and_read_offsets_follow() -> None:
 def test_the_worker_app_creates_a_draining_consumer() -> None:
     worker = Worker(Settings(worker_group="yuqing-unit"))
     assert isinstance(worker.app.consumer, DrainingConsumer)
+
+
+def test_the_consumers_fetches_wait_on_the_broker_as_long_as_settings_say() -> None:
+    """faust fixes 1.5 s; a broker without long polling would hold each fetch that long."""
+    worker = Worker(Settings(worker_group="yuqing-unit", fetch_max_wait_s=0.25))
+    thread = worker.app.consumer._new_consumer_thread()
+
+    async def created() -> Any:  # aiokafka's consumer wants a running loop; it connects only on start()
+        return thread._create_worker_consumer(worker.app.transport)
+
+    consumer = asyncio.run(created())
+    assert consumer._fetch_max_wait_ms == 250
