@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         "arrive; a broker without long polling (tansu, in tests and the demo) holds each fetch this long, so "
         "faust's fixed 1.5 s would add up to 1.5 s of latency on each topic a post passes.",
     )
+    history_insert_min_posts: int = Field(
+        1_000,
+        ge=1,
+        description="ClickHouse inserts wait for this many posts (a few micro-batches) or for "
+        "YUQING_HISTORY_INSERT_MAX_WAIT_S, as ClickHouse asks: each insert makes a part to merge. Redis, the live "
+        "path, stores each micro-batch at once; offsets follow the insert.",
+    )
+    history_insert_max_wait_s: float = Field(
+        1.0, ge=0, le=10, description="Longest a micro-batch waits for others to share its ClickHouse insert."
+    )
     worker_stop_grace_s: float = Field(
         20.0,
         gt=0,

@@ -40,7 +40,7 @@ from schemas.records import Post, Rejection, ScoredPost
 from workers.alerting import Alerting
 from workers.draining import use_draining_consumer
 from workers.handoff import ScoredHandoff
-from workers.pipelining import Stage, StagePipeline
+from workers.pipelining import Gathering, Stage, StagePipeline
 from workers.preparer import AnalysedBatch, PreparedBatch, Preparer
 from workers.probes import clickhouse_reachable, loop_answers, partition_lags, redis_reachable, run_checks
 from workers.runtime import ScoringRuntime
@@ -111,6 +111,10 @@ async def _deliver(app: faust.App, topic: faust.TopicT, records: list[tuple[str 
         await producer.send(name, key.encode() if key else None, value, None, None, None) for key, value in records
     ]
     await asyncio.gather(*futures)
+
+
+def _posts_in(batch: _StoreBatch) -> int:
+    return len(batch.events)
 
 
 def _score_failed(exc: BaseException) -> None:
@@ -301,9 +305,10 @@ class Worker:
     async def aggregate_agent(self, stream: faust.StreamT[bytes]) -> None:
         s = self.settings
         stages: list[Stage] = [self._first_sink_stage, functools.partial(self._other_sinks_stage, stream)]
-        # ClickHouse stores the batches Redis has stored meanwhile in one insert: fewer, larger parts when it
-        # falls behind, and a batch alone, without waiting, when it keeps up.
-        pipeline = StagePipeline(stages, AGGREGATE_BATCHES_IN_FLIGHT, _store_failed, last_takes_all=True)
+        # Redis stores each batch as it comes (the live path); ClickHouse stores the batches Redis has stored
+        # meanwhile in one insert, waiting a little for more when they are few (history can lag a second).
+        gathering = Gathering(_posts_in, s.history_insert_min_posts, s.history_insert_max_wait_s)
+        pipeline = StagePipeline(stages, AGGREGATE_BATCHES_IN_FLIGHT, _store_failed, gathering=gathering)
         pipeline.start()
         waiting = time.perf_counter()
         try:  # without acks: each batch's events are acked once every sink stored it

@@ -6,18 +6,30 @@ batch at a time, in arrival order, so batches leave in the order they came; ``pu
 work a crash leaves to be replayed. A stage that raises stops the chain: ``on_error`` decides what
 then happens to the process (the worker exits without committing).
 
-With ``last_takes_all``, the last stage takes every batch waiting for it at once, as a list in arrival
-order: when it falls behind, its work on several batches becomes one call (one ClickHouse insert for
-all of them), and when it keeps up, each batch goes alone, with no wait added.
+With a ``Gathering``, the last stage takes every batch waiting for it at once, as a list in arrival
+order, and may linger for more: until they hold ``min_items``, ``max_wait_s`` after the first came,
+or every slot is taken. One ClickHouse insert then stores several batches: ClickHouse pays per insert
+(a part, then merges) far more than per row.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 Stage = Callable[[Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Gathering:
+    """How the last stage gathers batches: ``size`` counts a batch's items; without ``min_items`` or
+    ``max_wait_s`` it takes what is waiting and goes."""
+
+    size: Callable[[Any], int]
+    min_items: int = 0
+    max_wait_s: float = 0.0
 
 
 class StagePipeline:
@@ -27,13 +39,14 @@ class StagePipeline:
         max_in_flight: int,
         on_error: Callable[[BaseException], None],
         *,
-        last_takes_all: bool = False,
+        gathering: Gathering | None = None,
     ) -> None:
         if not stages or max_in_flight < 1:
             raise ValueError("a pipeline needs at least one stage and max_in_flight >= 1")
         self._stages = list(stages)
+        self._max_in_flight = max_in_flight
         self._on_error = on_error
-        self._last_takes_all = last_takes_all
+        self._gathering = gathering
         self._slots = asyncio.Semaphore(max_in_flight)
         self._queues: list[asyncio.Queue[Any]] = [asyncio.Queue() for _ in self._stages]
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,14 +62,12 @@ class StagePipeline:
     async def _run(self, index: int) -> None:
         stage, inbox = self._stages[index], self._queues[index]
         last = index == len(self._stages) - 1
-        gathers = last and self._last_takes_all
+        gathers = last and self._gathering is not None
         while True:
             batch = await inbox.get()
             taken = 1
             if gathers:
-                batch = [batch]
-                while not inbox.empty():
-                    batch.append(inbox.get_nowait())
+                batch = await self._gather(batch, inbox)
                 taken = len(batch)
             try:
                 result = await stage(batch)
@@ -68,6 +79,25 @@ class StagePipeline:
                     self._slots.release()
             else:
                 self._queues[index + 1].put_nowait(result)
+
+    async def _gather(self, first: Any, inbox: asyncio.Queue[Any]) -> list[Any]:
+        assert self._gathering is not None
+        size, min_items, max_wait_s = self._gathering.size, self._gathering.min_items, self._gathering.max_wait_s
+        batches, items = [first], size(first)
+        deadline = asyncio.get_running_loop().time() + max_wait_s
+        while True:
+            while not inbox.empty():
+                batches.append(inbox.get_nowait())
+                items += size(batches[-1])
+            if items >= min_items or len(batches) >= self._max_in_flight:  # the latter: none more can come
+                return batches
+            try:
+                # A get cancelled by the timeout has taken nothing: the batch stays for the next call.
+                async with asyncio.timeout_at(deadline):
+                    batches.append(await inbox.get())
+            except TimeoutError:
+                return batches
+            items += size(batches[-1])
 
     async def stop(self) -> None:
         """Cancel the stages; batches still in the chain are dropped unfinished (and so not acked)."""

@@ -26,6 +26,8 @@ from workers.stages import subjects_of
 
 pytestmark = pytest.mark.e2e
 GRACE_S = 5.0  # the worker's stop grace period in the SIGTERM test
+# Two flushes of one 64-post micro-batch each, so the crash comes with part of the posts stored.
+MIDWAY_CRASH = {"test_crash_after_flushes": 2, "batch_max_items": 64, "history_insert_min_posts": 1}
 
 
 def expected_counts(settings: Settings, posts: list[Post]) -> Counter[tuple[str, str]]:
@@ -69,7 +71,7 @@ def test_crash_between_flush_and_commit_loses_and_doubles_nothing(
     e2e_settings: Settings, workers: WorkerFactory
 ) -> None:
     posts = produce(e2e_settings)
-    crashing = e2e_settings.model_copy(update={"test_crash_after_flushes": 2, "batch_max_items": 64})
+    crashing = e2e_settings.model_copy(update=MIDWAY_CRASH)
     first = workers(crashing)
     assert first.wait(180) == CRASH_EXIT_CODE  # it flushed twice, then died before committing
     assert 0 < RedisLive(e2e_settings).total(30) < N
@@ -85,7 +87,7 @@ def test_split_agents_count_every_post_exactly_once_across_a_storing_crash(
     posts = produce(e2e_settings)
     workers(e2e_settings.model_copy(update={"worker_agents": "score"}))
     storing = e2e_settings.model_copy(update={"worker_agents": "aggregate"})
-    crashing = storing.model_copy(update={"test_crash_after_flushes": 2, "batch_max_items": 64})
+    crashing = storing.model_copy(update=MIDWAY_CRASH)
     assert workers(crashing).wait(180) == CRASH_EXIT_CODE
     assert 0 < RedisLive(e2e_settings).total(30) < N
     workers(storing)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from workers.pipelining import StagePipeline
+from workers.pipelining import Gathering, StagePipeline
 
 
 class Recorder:
@@ -101,7 +101,8 @@ async def test_a_last_stage_that_takes_all_gets_every_waiting_batch_at_once_in_o
             await five_ready.wait()  # behind: batches 1-5 pile up meanwhile
             await asyncio.sleep(0)  # and batch 5 reaches the last stage's inbox
 
-    pipeline = StagePipeline([first, slow_last], max_in_flight=6, on_error=pytest.fail, last_takes_all=True)
+    gathering = Gathering(lambda _: 1)
+    pipeline = StagePipeline([first, slow_last], max_in_flight=6, on_error=pytest.fail, gathering=gathering)
     pipeline.start()
     for batch in range(6):
         await asyncio.wait_for(pipeline.put(batch), 1)  # every slot comes back, one per batch
@@ -112,6 +113,53 @@ async def test_a_last_stage_that_takes_all_gets_every_waiting_batch_at_once_in_o
         await asyncio.sleep(0.005)
     await pipeline.stop()
     assert calls[0] == [0] and calls[1] == [1, 2, 3, 4, 5] and calls[2] == [6]
+
+
+async def test_a_gathering_last_stage_lingers_for_enough_items_then_for_its_wait_at_most() -> None:
+    """Few items: the last stage waits for more, up to ``min_items``, or ``max_wait_s`` after the first."""
+    calls: list[list[str]] = []
+
+    async def last(batches: list[str]) -> None:
+        calls.append(batches)
+
+    gathering = Gathering(len, min_items=5, max_wait_s=0.2)
+    pipeline = StagePipeline([_same, last], max_in_flight=8, on_error=pytest.fail, gathering=gathering)
+    pipeline.start()
+    await pipeline.put("ab")
+    await asyncio.sleep(0.05)
+    assert calls == []  # 2 items: lingering
+    await pipeline.put("cde")
+    await asyncio.sleep(0.02)
+    assert calls == [["ab", "cde"]]  # 5 items: enough, without waiting out the rest
+    started = asyncio.get_running_loop().time()
+    await pipeline.put("f")
+    while len(calls) < 2:
+        await asyncio.sleep(0.005)
+    waited = asyncio.get_running_loop().time() - started
+    await pipeline.stop()
+    assert calls[1] == ["f"] and waited >= 0.2  # alone, once its wait is over
+
+
+async def test_a_gathering_last_stage_goes_when_every_slot_is_taken() -> None:
+    """No more batches can come while the lingering ones hold every slot: it goes at once."""
+    calls: list[list[str]] = []
+
+    async def last(batches: list[str]) -> None:
+        calls.append(batches)
+
+    gathering = Gathering(len, min_items=100, max_wait_s=60)
+    pipeline = StagePipeline([_same, last], max_in_flight=2, on_error=pytest.fail, gathering=gathering)
+    pipeline.start()
+    for batch in ("a", "b", "c"):
+        await asyncio.wait_for(pipeline.put(batch), 1)  # "c" waits for the slots "a" and "b" free
+    while sum(map(len, calls)) < 2:
+        await asyncio.sleep(0.005)
+    await pipeline.stop()
+    assert calls[0] == ["a", "b"]
+
+
+async def _same(batch: str) -> str:
+    return batch
 
 
 def test_needs_a_stage_and_a_slot() -> None:
