@@ -4,9 +4,8 @@ Posts are produced evenly spaced at a set rate, each stamped with the current ti
 A post's latency runs from the bench handing it to the Ingestor to the bench finding its "seen" marker
 in Redis: the flush script sets that marker in the same atomic step as the post's counts, so the marker
 existing is exactly the post being counted on the dashboard. Pending posts are looked up after every
-flush announcement on the live channel (the sink publishes one right after each flush), with a slow
-poll as a safety net; the lookup happens within a millisecond or so of the flush, and it costs Redis
-one pipelined EXISTS per pending post per flush, not a busy poll that would take CPU from the worker.
+flush announcement (``FlushAnnouncements``); it costs Redis one pipelined EXISTS per pending post per
+flush, not a busy poll that would take CPU from the worker.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.devkit.bench.announcements import FlushAnnouncements
 from pipeline.devkit.synthetic import SyntheticFeed
 from pipeline.ingest.producer import Ingestor
 from pipeline.settings import Settings
@@ -30,7 +30,6 @@ DEFINITION = (
     "post's seen marker in Redis, which the flush script sets atomically with its counts; pending posts "
     "are looked up after each flush announcement on the live channel"
 )
-SAFETY_POLL_S = 0.5  # a lookup even without an announcement (one lost or not yet subscribed)
 
 
 class _Visibility(threading.Thread):
@@ -40,9 +39,7 @@ class _Visibility(threading.Thread):
         super().__init__(name="yuqing-bench-latency", daemon=True)
         self._client = connect(settings)
         self._keys = RedisKeys(settings.redis_prefix)
-        # redis-py's sync pubsub() has no annotations (its asyncio twin, used by the API, has).
-        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self._pubsub.subscribe(self._keys.live_channel)
+        self._flushes = FlushAnnouncements(settings)
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}  # post id → perf_counter when submitted
         self.latencies: list[float] = []
@@ -60,12 +57,10 @@ class _Visibility(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopping.is_set():
-                if self._pubsub.get_message(timeout=SAFETY_POLL_S) is not None:
-                    while self._pubsub.get_message(timeout=0) is not None:  # announcements that queued meanwhile
-                        pass
+                self._flushes.wait()
                 self._look_up()
         finally:
-            self._pubsub.close()
+            self._flushes.close()
             self._client.close()
 
     def _look_up(self) -> None:

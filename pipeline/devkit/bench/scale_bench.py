@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.devkit.bench.announcements import FlushAnnouncements
 from pipeline.devkit.bench.environment import bench_environment
 from pipeline.devkit.demo import free_port, start_worker, stop_worker
 from pipeline.devkit.synthetic import SyntheticFeed
@@ -104,11 +105,12 @@ def run_workers(base: Settings, records: list[bytes], workers: int, timeout_s: f
             producer.flush()
             producer.close()
             live = RedisLive(settings)
-            while live.total(WINDOW_MINUTES) < len(records):
-                if time.perf_counter() - started > timeout_s or any(p.poll() is not None for p, _ in processes):
-                    counted = live.total(WINDOW_MINUTES)
-                    raise RuntimeError(f"stopped at {counted}/{len(records)}: {_log_tails(workdir)}")
-                time.sleep(0.05)
+            with FlushAnnouncements(settings) as flushes:
+                while live.total(WINDOW_MINUTES) < len(records):
+                    if time.perf_counter() - started > timeout_s or any(p.poll() is not None for p, _ in processes):
+                        counted = live.total(WINDOW_MINUTES)
+                        raise RuntimeError(f"stopped at {counted}/{len(records)}: {_log_tails(workdir)}")
+                    flushes.wait()
             seconds = time.perf_counter() - started
             counts = {
                 "redis_raw": live.total(WINDOW_MINUTES),
