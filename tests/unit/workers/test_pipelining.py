@@ -117,14 +117,7 @@ async def test_a_last_stage_that_takes_all_gets_every_waiting_batch_at_once_in_o
 
 async def test_a_gathering_last_stage_lingers_for_enough_items_then_for_its_wait_at_most() -> None:
     """Few items: the last stage waits for more, up to ``min_items``, or ``max_wait_s`` after the first."""
-    calls: list[list[str]] = []
-
-    async def last(batches: list[str]) -> None:
-        calls.append(batches)
-
-    gathering = Gathering(len, min_items=5, max_wait_s=0.2)
-    pipeline = StagePipeline([_same, last], max_in_flight=8, on_error=pytest.fail, gathering=gathering)
-    pipeline.start()
+    pipeline, calls = _gathering(Gathering(len, min_items=5, max_wait_s=0.2), max_in_flight=8)
     await pipeline.put("ab")
     await asyncio.sleep(0.05)
     assert calls == []  # 2 items: lingering
@@ -142,14 +135,7 @@ async def test_a_gathering_last_stage_lingers_for_enough_items_then_for_its_wait
 
 async def test_a_gathering_last_stage_goes_when_every_slot_is_taken() -> None:
     """No more batches can come while the lingering ones hold every slot: it goes at once."""
-    calls: list[list[str]] = []
-
-    async def last(batches: list[str]) -> None:
-        calls.append(batches)
-
-    gathering = Gathering(len, min_items=100, max_wait_s=60)
-    pipeline = StagePipeline([_same, last], max_in_flight=2, on_error=pytest.fail, gathering=gathering)
-    pipeline.start()
+    pipeline, calls = _gathering(Gathering(len, min_items=100, max_wait_s=60), max_in_flight=2)
     for batch in ("a", "b", "c"):
         await asyncio.wait_for(pipeline.put(batch), 1)  # "c" waits for the slots "a" and "b" free
     while sum(map(len, calls)) < 2:
@@ -158,8 +144,19 @@ async def test_a_gathering_last_stage_goes_when_every_slot_is_taken() -> None:
     assert calls[0] == ["a", "b"]
 
 
-async def _same(batch: str) -> str:
-    return batch
+def _gathering(gathering: Gathering, max_in_flight: int) -> tuple[StagePipeline, list[list[str]]]:
+    """A started two-stage pipeline whose gathering last stage records each list of batches it gets."""
+    calls: list[list[str]] = []
+
+    async def same(batch: str) -> str:
+        return batch
+
+    async def last(batches: list[str]) -> None:
+        calls.append(batches)
+
+    pipeline = StagePipeline([same, last], max_in_flight, on_error=pytest.fail, gathering=gathering)
+    pipeline.start()
+    return pipeline, calls
 
 
 def test_needs_a_stage_and_a_slot() -> None:
