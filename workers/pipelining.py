@@ -81,15 +81,16 @@ class StagePipeline:
                 self._queues[index + 1].put_nowait(result)
 
     async def _gather(self, first: Any, inbox: asyncio.Queue[Any]) -> list[Any]:
-        assert self._gathering is not None
-        size, min_items, max_wait_s = self._gathering.size, self._gathering.min_items, self._gathering.max_wait_s
-        batches, items = [first], size(first)
-        deadline = asyncio.get_running_loop().time() + max_wait_s
+        """``first`` and the batches behind it, as many as the ``Gathering`` asks for."""
+        gathering = self._gathering
+        assert gathering is not None
+        batches = [first]
+        deadline = asyncio.get_running_loop().time() + gathering.max_wait_s
         while True:
             while not inbox.empty():
                 batches.append(inbox.get_nowait())
-                items += size(batches[-1])
-            if items >= min_items or len(batches) >= self._max_in_flight:  # the latter: none more can come
+            enough = sum(map(gathering.size, batches)) >= gathering.min_items
+            if enough or len(batches) >= self._max_in_flight:  # the latter: no other batch can come
                 return batches
             try:
                 # A get cancelled by the timeout has taken nothing: the batch stays for the next call.
@@ -97,7 +98,6 @@ class StagePipeline:
                     batches.append(await inbox.get())
             except TimeoutError:
                 return batches
-            items += size(batches[-1])
 
     async def stop(self) -> None:
         """Cancel the stages; batches still in the chain are dropped unfinished (and so not acked)."""
