@@ -6,6 +6,10 @@ by subject, so one subject's events stay in order) and each webhook URL (queued;
 here). An event is confirmed to the outbox only once its channel settled it, so a leader that dies
 or fails to send leaves it pending for the next tick or the next leader. A failing tick (Redis
 unreachable) is logged and retried on the next one: detection state lives in memory and survives it.
+
+The timer calls ``tick`` on the leader only, so ticks that stop and start again mean another worker
+may have led meanwhile and saved alerts this one's state does not know. Such a worker starts over as
+a new leader does: baselines warmed up from Redis, the open alerts adopted from the store.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +35,7 @@ from pipeline.stores.redis.subjects import SubjectStore
 
 log = logging.getLogger(__name__)
 KAFKA = "kafka"
+LEADERSHIP_GAP_TICKS = 3  # intervals without a tick after which detection starts over
 
 
 def webhook_channel(url: str) -> str:
@@ -43,15 +49,11 @@ class Alerting:
     def __init__(self, settings: Settings, topic: faust.TopicT) -> None:
         self.settings = settings
         self.topic = topic
-        client = connect(settings)
-        self.store = AlertStore(client, settings.redis_prefix)
-        self.service = AlertService(
-            RedisLive(settings, client),
-            SubjectStore(client, settings.redis_prefix),
-            self.store,
-            load_alerts_config(settings.alerts_config_file),
-            dashboard_url=settings.dashboard_url,
-        )
+        self._client = connect(settings)
+        self._config = load_alerts_config(settings.alerts_config_file)
+        self.store = AlertStore(self._client, settings.redis_prefix)
+        self.service = self._new_service()
+        self._ticked_at: float | None = None  # monotonic, when the last tick ended
         urls = [url.strip() for url in settings.alert_webhooks.split(",") if url.strip()]
         self._webhooks_by_channel = {webhook_channel(url): url for url in urls}
         secret = settings.alert_webhook_secret.get_secret_value().encode()
@@ -60,10 +62,19 @@ class Alerting:
         self._outbox_open = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="yuqing-detect")
 
+    def _new_service(self) -> AlertService:
+        """Detection with no state yet: its first tick takes over as a new leader's does."""
+        live, subjects = RedisLive(self.settings, self._client), SubjectStore(self._client, self.settings.redis_prefix)
+        return AlertService(live, subjects, self.store, self._config, dashboard_url=self.settings.dashboard_url)
+
     async def tick(self, *_: Any) -> None:
         """One detection pass and one outbox round (the app's timer calls it on the leader only)."""
         if self._webhooks_by_channel:
             self.webhooks.start()
+        gap_s = time.monotonic() - (self._ticked_at or time.monotonic())
+        if gap_s > LEADERSHIP_GAP_TICKS * self.settings.alerts_interval_s:
+            log.info("leading again after %.0f s without a tick: detection starts over, as a new leader's", gap_s)
+            self.service = self._new_service()
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._detect)
@@ -74,6 +85,8 @@ class Alerting:
         except Exception as exc:  # Redis or the broker down, a bad subject set...: the next tick retries
             metrics.DETECTOR_FAILURES.inc()
             log.warning("alerting tick failed, retrying next tick: %s", exc)
+        finally:
+            self._ticked_at = time.monotonic()
 
     def _detect(self) -> None:
         if not self._outbox_open:  # before the first save, so no event is written without its readers
