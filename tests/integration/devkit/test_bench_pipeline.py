@@ -36,6 +36,8 @@ def test_tiny_run_reports_stage_costs_cpu_model_ratio_and_latency(
     assert end_to_end["posts"] == 600 and end_to_end["posts_per_s"] > 0
     assert model["posts"] == 600 and model["posts_per_s"] > 0
     assert end_to_end["model_alone_posts_per_s"] == model["posts_per_s"]
+    before, after = model["before_and_after_posts_per_s"]
+    assert before > 0 and after > 0 and model["posts_per_s"] == round((before + after) / 2, 1)
     assert 0 < end_to_end["e2e_over_model"] <= 2
 
     stages = report["stages"]
