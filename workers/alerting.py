@@ -71,7 +71,7 @@ class Alerting:
         """One detection pass and one outbox round (the app's timer calls it on the leader only)."""
         if self._webhooks_by_channel:
             self.webhooks.start()
-        gap_s = time.monotonic() - (self._ticked_at or time.monotonic())
+        gap_s = 0.0 if self._ticked_at is None else time.monotonic() - self._ticked_at
         if gap_s > LEADERSHIP_GAP_TICKS * self.settings.alerts_interval_s:
             log.info("leading again after %.0f s without a tick: detection starts over, as a new leader's", gap_s)
             self.service = self._new_service()
