@@ -151,11 +151,23 @@ def _trim(
     return new_tokenizer, report
 
 
+def distilled_from(card: dict[str, Any]) -> dict[str, Any] | None:
+    """The lineage entry a distillation wrote (its teacher and that teacher's base), however many further
+    rounds on the labels came after it; None for a folder no distillation made."""
+    entry: Any = card.get("base")
+    while isinstance(entry, dict) and "teacher_version" not in entry:
+        entry = entry.get("base")
+    return entry if isinstance(entry, dict) else None
+
+
 def _continued(folder: Path, teacher_card: dict[str, Any], out: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """A student this teacher distilled, loaded to train on, and what its card says it was."""
+    """A student distilled from this teacher or from another teacher of the same base (a retrained one,
+    say), loaded to train on, and what its card says it was. The student's layers are its own; what the
+    new teacher gives is its soft labels, so only the base has to match."""
     card = read_json(folder / CARD_FILE)
-    if card is None or card.get("base", {}).get("teacher_version") != teacher_card["version"]:
-        raise TrainingError(f"{folder} is not a student of this teacher (version {teacher_card['version']})")
+    origin = card and distilled_from(card)
+    if origin is None or origin.get("model_sha256") != teacher_card["base"]["model_sha256"]:
+        raise TrainingError(f"{folder} is not a student of a teacher of this base ({teacher_card['base']['path']})")
     out.mkdir(parents=True, exist_ok=True)
     if folder.resolve() != out.resolve():
         for name in ("tokenizer.json", "tokenizer_config.json"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from training.distil import build_student, distil, kd_loss, pick_layers
+from training.distil import build_student, distil, distilled_from, kd_loss, pick_layers
 from training.folders import folder_bytes, prefixed, sha256_file, split_examples
 from training.loop import LoopConfig, TrainingError
 
@@ -100,6 +102,28 @@ def test_a_second_round_continues_the_student_with_its_vocabulary(
     AutoModelForSequenceClassification.from_pretrained(tmp_path)  # a complete folder
 
 
-def test_only_a_student_of_this_teacher_continues(teacher: Path, tmp_path: Path) -> None:
-    with pytest.raises(TrainingError, match="is not a student of this teacher"):
+def test_a_student_continues_under_a_retrained_teacher_of_the_same_base(
+    teacher: Path, student: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    first, first_card = student
+    retrained = tmp_path / "retrained"
+    shutil.copytree(teacher, retrained)
+    card = json.loads((retrained / "model.json").read_text())
+    (retrained / "model.json").write_text(json.dumps({**card, "version": "0" * 12}))
+    config = LoopConfig(batch_size=8, lr=1e-4, max_steps=1, eval_every=1, checkpoint_every=1)
+    out = distil(retrained, tmp_path / "out", config, limit_per_corpus=8, val_limit_per_corpus=8,
+                 test_limit_per_corpus=8, continue_from=first)  # fmt: skip
+    assert out["continued_from"]["version"] == first_card["version"]
+    assert out["base"]["teacher_version"] == "0" * 12
+
+
+def test_the_distillation_is_found_under_later_rounds_on_the_labels() -> None:
+    distilled = {"teacher_version": "t1", "model_sha256": "e5", "base": {"path": "e5"}}
+    card = {"version": "s3", "base": {"version": "s2", "base": {"version": "s1", "base": distilled}}}
+    assert distilled_from(card) == distilled
+    assert distilled_from({"version": "t1", "base": {"path": "e5", "model_sha256": "e5"}}) is None
+
+
+def test_only_a_student_of_a_teacher_of_this_base_continues(teacher: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="is not a student of a teacher of this base"):
         distil(teacher, tmp_path / "out", LoopConfig(max_steps=1), continue_from=teacher)
