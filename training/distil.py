@@ -13,6 +13,7 @@ import copy
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -151,21 +152,26 @@ def _trim(
     return new_tokenizer, report
 
 
+def _lineage(card: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The card, then each card it names as its base, down to the e5 build."""
+    entry: Any = card
+    while isinstance(entry, dict):
+        yield entry
+        entry = entry.get("base")
+
+
 def distilled_from(card: dict[str, Any]) -> dict[str, Any] | None:
     """The lineage entry a distillation wrote (its teacher and that teacher's base), however many further
     rounds on the labels came after it; None for a folder no distillation made."""
-    entry: Any = card.get("base")
-    while isinstance(entry, dict) and "teacher_version" not in entry:
-        entry = entry.get("base")
-    return entry if isinstance(entry, dict) else None
+    return next((entry for entry in _lineage(card) if "teacher_version" in entry), None)
 
 
 def _continued(folder: Path, teacher_card: dict[str, Any], out: Path) -> tuple[Any, Any, dict[str, Any]]:
     """A student distilled from this teacher or from another teacher of the same base (a retrained one,
     say), loaded to train on, and what its card says it was. The student's layers are its own; what the
     new teacher gives is its soft labels, so only the base has to match."""
-    card = read_json(folder / CARD_FILE)
-    origin = card and distilled_from(card)
+    card = read_json(folder / CARD_FILE) or {}
+    origin = distilled_from(card)
     if origin is None or origin.get("model_sha256") != teacher_card["base"]["model_sha256"]:
         raise TrainingError(f"{folder} is not a student of a teacher of this base ({teacher_card['base']['path']})")
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +185,11 @@ def _continued(folder: Path, teacher_card: dict[str, Any], out: Path) -> tuple[A
         AutoTokenizer.from_pretrained(folder),
         {
             "path": str(folder),
-            "layers_kept": card["hyperparameters"]["layers_kept"],
+            "layers_kept": next(
+                entry["hyperparameters"]["layers_kept"]
+                for entry in _lineage(card)
+                if "layers_kept" in entry.get("hyperparameters", {})
+            ),
             **{key: card.get(key) for key in keys},
         },
     )

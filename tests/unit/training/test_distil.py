@@ -14,6 +14,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from training.distil import build_student, distil, distilled_from, kd_loss, pick_layers
 from training.folders import folder_bytes, prefixed, sha256_file, split_examples
 from training.loop import LoopConfig, TrainingError
+from training.train import train_teacher
 
 
 @pytest.fixture(scope="module")
@@ -102,18 +103,21 @@ def test_a_second_round_continues_the_student_with_its_vocabulary(
     AutoModelForSequenceClassification.from_pretrained(tmp_path)  # a complete folder
 
 
-def test_a_student_continues_under_a_retrained_teacher_of_the_same_base(
+def test_a_student_with_a_round_on_the_labels_continues_under_a_retrained_teacher_of_the_same_base(
     teacher: Path, student: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    first, first_card = student
+    config = LoopConfig(batch_size=8, lr=1e-4, max_steps=1, eval_every=1, checkpoint_every=1)
+    labelled = tmp_path / "labelled"  # as the committed student: distilled, then trained on the labels
+    labelled_card = train_teacher(student[0], labelled, config, limit_per_corpus=8, val_limit_per_corpus=8,
+                                  test_limit_per_corpus=8, resume=False)  # fmt: skip
     retrained = tmp_path / "retrained"
     shutil.copytree(teacher, retrained)
     card = json.loads((retrained / "model.json").read_text())
     (retrained / "model.json").write_text(json.dumps({**card, "version": "0" * 12}))
-    config = LoopConfig(batch_size=8, lr=1e-4, max_steps=1, eval_every=1, checkpoint_every=1)
     out = distil(retrained, tmp_path / "out", config, limit_per_corpus=8, val_limit_per_corpus=8,
-                 test_limit_per_corpus=8, continue_from=first)  # fmt: skip
-    assert out["continued_from"]["version"] == first_card["version"]
+                 test_limit_per_corpus=8, continue_from=labelled)  # fmt: skip
+    assert out["continued_from"]["version"] == labelled_card["version"]
+    assert out["hyperparameters"]["layers_kept"] == student[1]["hyperparameters"]["layers_kept"]
     assert out["base"]["teacher_version"] == "0" * 12
 
 
