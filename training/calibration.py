@@ -57,9 +57,15 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return round(float(error), 4)
 
 
-def calibrate_folder(folder: Path, limit_per_corpus: int | None = None) -> dict[str, Any]:
+def calibrate_folder(
+    folder: Path, limit_per_corpus: int | None = None, max_length: int | None = None
+) -> dict[str, Any]:
     """Fit the temperature of a model folder on the validation (dev) splits of every corpus and write it into
-    the card as ``calibration``; returns that entry."""
+    the card as ``calibration``; returns that entry.
+
+    ``max_length`` sets the serving input length first (the card's ``max_length``, which the scorer, the
+    stack and eval read), so the temperature is fitted on the inputs the model will see. A student trained
+    on short inputs may read long ones better than a cut (long reviews and news state their verdict late)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -68,6 +74,9 @@ def calibrate_folder(folder: Path, limit_per_corpus: int | None = None) -> dict[
     card = read_json(folder / CARD_FILE)
     if card is None:
         raise FileNotFoundError(f"no model card at {folder / CARD_FILE}")
+    trained_length = int(card.get("trained_max_length") or card["max_length"])
+    if max_length is not None:
+        card = {**card, "max_length": max_length, "trained_max_length": trained_length}
     dev = split_examples("validation", limit_per_corpus)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32)
@@ -83,6 +92,7 @@ def calibrate_folder(folder: Path, limit_per_corpus: int | None = None) -> dict[
         "dev_ece_before": expected_calibration_error(softmax(logits), labels),
         "dev_ece_after": expected_calibration_error(softmax(logits, temperature), labels),
         "ece_bins": 15,
+        "max_length": int(card["max_length"]),
     }
     write_card(folder, {**card, "calibration": entry})
     return entry

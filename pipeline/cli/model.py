@@ -328,12 +328,18 @@ def extend_vocab_command(folder: Path, out: Path, as_json: bool) -> None:
 
 @model.command("calibrate")
 @click.option("--model", "folder", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option(
+    "--max-length",
+    type=click.IntRange(8, 512),
+    default=None,
+    help="Serve with inputs of up to N tokens (chosen on dev), recorded in the card first [default: as trained].",
+)
 @json_option()
-def calibrate_command(folder: Path, as_json: bool) -> None:
+def calibrate_command(folder: Path, max_length: int | None, as_json: bool) -> None:
     """Fit the model's softmax temperature on the dev splits and record it, with the ECE, in its card."""
     from training.calibration import calibrate_folder
 
-    echo_json(calibrate_folder(folder), as_json)
+    echo_json(calibrate_folder(folder, max_length=max_length), as_json)
 
 
 @model.command("stack")

@@ -12,6 +12,7 @@ from training.calibration import calibrate_folder
 from training.evaluate import evaluate_models
 from training.folders import folder_bytes, read_json
 from workers.scoring.loading import load_scorer
+from workers.scoring.transformer import load_transformer
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +61,16 @@ def test_a_fitted_temperature_reaches_the_scorer_and_keeps_every_label(tmp_path:
         assert any(
             abs(a.probabilities.negative - b.probabilities.negative) > 1e-4 for a, b in zip(before, after, strict=True)
         )
+
+
+def test_calibration_can_set_the_serving_length_and_keeps_the_trained_one(tmp_path: Path) -> None:
+    folder = tmp_path / "student"
+    shutil.copytree(STUDENT_MODEL, folder)
+    trained = read_json(STUDENT_MODEL / "model.json")
+    assert trained is not None
+    trained_length = int(trained.get("trained_max_length") or trained["max_length"])
+    entry = calibrate_folder(folder, limit_per_corpus=50, max_length=trained_length + 32)
+    card = read_json(folder / "model.json")
+    assert card is not None and entry["max_length"] == card["max_length"] == trained_length + 32
+    assert card["trained_max_length"] == trained_length
+    assert load_transformer(folder).max_length == trained_length + 32
