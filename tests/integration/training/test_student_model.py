@@ -12,7 +12,7 @@ from training.calibration import calibrate_folder
 from training.evaluate import evaluate_models
 from training.folders import folder_bytes, read_json
 from workers.scoring.loading import load_scorer
-from workers.scoring.transformer import load_transformer
+from workers.scoring.transformer import TransformerScorer
 
 pytestmark = pytest.mark.integration
 
@@ -73,4 +73,5 @@ def test_calibration_can_set_the_serving_length_and_keeps_the_trained_one(tmp_pa
     card = read_json(folder / "model.json")
     assert card is not None and entry["max_length"] == card["max_length"] == trained_length + 32
     assert card["trained_max_length"] == trained_length
-    assert load_transformer(folder).max_length == trained_length + 32
+    scorer = load_scorer(folder)
+    assert isinstance(scorer, TransformerScorer) and scorer.max_length == trained_length + 32
