@@ -74,8 +74,8 @@ def calibrate_folder(
     card = read_json(folder / CARD_FILE)
     if card is None:
         raise FileNotFoundError(f"no model card at {folder / CARD_FILE}")
-    trained_length = int(card.get("trained_max_length") or card["max_length"])
     if max_length is not None:
+        trained_length = int(card.get("trained_max_length") or card["max_length"])
         card = {**card, "max_length": max_length, "trained_max_length": trained_length}
     dev = split_examples("validation", limit_per_corpus)
     tokenizer = AutoTokenizer.from_pretrained(folder)
